@@ -24,10 +24,13 @@ export interface RecvResult {
 export interface PeerCred { pid: number; uid: number; gid: number }
 
 export interface Poller {
-  /** Start (or change) watching: callback(err, readable, writable) on readiness. */
+  /**
+   * Start (or change) watching: callback(err, readable, writable) on readiness. While started, the
+   * poller stays alive even if unreferenced (and keeps the event loop alive, like a socket).
+   */
   start(readable: boolean, writable: boolean): void;
   stop(): void;
-  /** Stop and release; the fd itself is not closed. */
+  /** Stop and release; the fd itself is not closed. Close the poller before closing the fd. */
   close(): void;
 }
 
@@ -35,6 +38,8 @@ export interface NativeBinding {
   readonly abiVersion: number;
   /** socket(2); SOCK_CLOEXEC is always added, SOCK_NONBLOCK when `nonblocking`. */
   socket(domain: number, type: number, protocol: number, nonblocking: boolean): number;
+  /** socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0); add SOCK_NONBLOCK to `type` for nonblocking ends. */
+  socketpair(type: number): [number, number];
   /** bind(2) a netlink socket with the given group bitmask; returns the port id (getsockname). */
   bindNetlink(fd: number, groups: number): number;
   /** bind(2) to a filesystem unix path. */
@@ -46,7 +51,7 @@ export interface NativeBinding {
   connectUnix(fd: number, path: string): void;
   setsockoptInt(fd: number, level: number, name: number, value: number): void;
   getsockoptInt(fd: number, level: number, name: number): number;
-  /** SO_RCVTIMEO / SO_SNDTIMEO in milliseconds (0 = none). */
+  /** SO_RCVTIMEO / SO_SNDTIMEO in milliseconds (0 = none). A timeout is EAGAIN: recvmsg null, sendmsg -1. */
   setTimeouts(fd: number, recvMs: number, sendMs: number): void;
   /** SO_PEERCRED. */
   peerCred(fd: number): PeerCred;
@@ -54,30 +59,75 @@ export interface NativeBinding {
   socketInfo(fd: number): { domain: number; type: number; listening: boolean; path: string | undefined };
   /**
    * sendmsg(2) with optional SCM_RIGHTS; for netlink, `netlinkPortId` addresses the peer (0 = kernel).
+   * When `netlinkPortId` is undefined the message is unaddressed (unix sockets must pass undefined; a
+   * netlink socket then sends to its connected peer, by default the kernel). Always MSG_NOSIGNAL.
    * Returns bytes sent, or -1 on EAGAIN.
    */
   sendmsg(fd: number, data: Uint8Array, fds: number[] | undefined, netlinkPortId: number | undefined): number;
-  /** recvmsg(2) with MSG_CMSG_CLOEXEC; null on EAGAIN. `peek` uses MSG_PEEK|MSG_TRUNC to learn the size. */
-  recvmsg(fd: number, maxBytes: number, maxFds: number): RecvResult | null;
-  /** sendmsg(2) run on the libuv thread pool (for requests that hold rtnl_lock for long). */
-  sendmsgAsync(fd: number, data: Uint8Array, netlinkPortId: number, callback: (err: Error | null, sent: number) => void): void;
+  /**
+   * recvmsg(2) with MSG_CMSG_CLOEXEC|MSG_TRUNC; null on EAGAIN. Descriptors beyond `maxFds` (at most
+   * 253) are closed and reported as controlTruncated. `peek` adds MSG_PEEK: with maxBytes 0 it
+   * learns the next record's size (`length`) without consuming it.
+   */
+  recvmsg(fd: number, maxBytes: number, maxFds: number, peek?: boolean): RecvResult | null;
+  /**
+   * sendmsg(2) run on the libuv thread pool (for requests that hold rtnl_lock for long). The data is
+   * copied first. `netlinkPortId` as in sendmsg. callback(null, -1) on EAGAIN, like sendmsg.
+   */
+  sendmsgAsync(
+    fd: number,
+    data: Uint8Array,
+    netlinkPortId: number | undefined,
+    callback: (err: Error | null, sent: number) => void,
+  ): void;
   close(fd: number): void;
-  /** uv_poll_t on fd; the callback runs on the event loop. */
+  /**
+   * uv_poll_t on fd; the callback runs on the event loop. libuv sets O_NONBLOCK on fd. At most one
+   * poller per fd. On an error the poller is stopped and `err` is set: POLLERR on a socket reports
+   * the socket's pending error (SO_ERROR, e.g. ENOBUFS after a netlink overrun, which it consumes),
+   * anything else libuv's EBADF. Syscall 'poll'.
+   */
   poll(fd: number, callback: (err: Error | null, readable: boolean, writable: boolean) => void): Poller;
   /** fcntl FD_CLOEXEC on/off. */
   setCloexec(fd: number, on: boolean): void;
-  /** unshare(2) for the calling (main) thread. */
+  /**
+   * unshare(2) for the calling (main) thread only: Node's other threads keep their namespaces.
+   * CLONE_NEWUSER fails with EINVAL (the process is multithreaded); CLONE_NEWNS works (the kernel
+   * gives the thread its own fs_struct).
+   */
   unshare(flags: number): void;
   sethostname(name: string): void;
-  /** execve(2); returns only by throwing. */
+  /**
+   * execve(2); returns only by throwing. First resets ignored signals to SIG_DFL, empties the
+   * thread's signal mask and clears FD_CLOEXEC and O_NONBLOCK on fds 0-2 (all restored if execve
+   * fails): Node ignores SIGPIPE, marks its stdio close-on-exec at startup
+   * (uv_disable_stdio_inheritance) and makes stdio pipes nonblocking, none of which the new
+   * program should inherit. Any other descriptor survives only if it is not CLOEXEC.
+   */
   execve(path: string, argv: string[], env: string[]): never;
   /**
    * Writes `value` to the file at `path` (e.g. /proc/sys/net/ipv6/conf/X/stable_secret) from a
    * short-lived native thread that first setns(nsFd, CLONE_NEWNET): the event-loop thread never moves.
+   * /proc/sys/net/... and /proc/thread-self/net/... resolve in the thread's namespace; /proc/self/net,
+   * /proc/net (both the thread-group leader's, i.e. the main thread's) and /sys/class/net (the
+   * namespace sysfs was mounted in) do NOT. Errors carry syscall 'setns', 'open' or 'write'.
    */
   writeFileInNetns(nsFd: number, path: string, value: string): void;
-  /** ioctl(TUNSETIFF) on an open /dev/tapN (macvtap/ipvtap) with ifr_flags = flags. */
+  /**
+   * ioctl(TUNSETIFF) on an open /dev/tapN (macvtap/ipvtap) with ifr_flags = flags. macvtap accepts only
+   * IFF_TAP|IFF_NO_PI plus feature bits (IFF_VNET_HDR, ...), else EINVAL. Beware: N is the ifindex,
+   * unique only per namespace; devtmpfs keeps the first tapN, so open by the device number in
+   * /sys/class/net/IF/macvtap/tapN/dev (read inside IF's namespace) when namespaces are involved.
+   */
   tapSetIff(fd: number, flags: number): void;
   /** ioctl(TUNGETIFF): current flags. */
   tapGetIff(fd: number): number;
+  /** mknod(2) of a character device node (S_IFCHR | mode). */
+  mknodChar(path: string, mode: number, major: number, minor: number): void;
+}
+
+/** The raw module: NativeBinding plus the hook index.ts uses once at load. */
+export interface NativeAddon extends NativeBinding {
+  /** Errors are then created as `new ctor(message, errno, code, syscall)`. */
+  setErrorConstructor(ctor: new (message: string, errno: number, code: string, syscall: string) => Error): void;
 }

@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
-import type { NativeBinding } from './binding.js';
+import type { NativeAddon, NativeBinding } from './binding.js';
+import { NativeError } from './errors.js';
 
 export type { NativeBinding, RecvResult, PeerCred, Poller } from './binding.js';
+export { NativeError, asNativeError, isErrno } from './errors.js';
 
 const ABI_VERSION = 1;
 
@@ -14,10 +16,12 @@ let loaded: NativeBinding | undefined;
 export function native(): NativeBinding {
   if (loaded === undefined) {
     const require = createRequire(import.meta.url);
-    const binding = require('../../../build/Release/ontap_native.node') as NativeBinding;
+    const binding = require('../../../build/Release/ontap_native.node') as NativeAddon;
     if (binding.abiVersion !== ABI_VERSION) {
       throw new Error(`ontap_native.node has ABI ${binding.abiVersion}, expected ${ABI_VERSION}: run npm install`);
     }
+    // From now on the addon throws NativeError instances itself: no per-call wrapping.
+    binding.setErrorConstructor(NativeError);
     loaded = binding;
   }
   return loaded;
