@@ -917,6 +917,60 @@ Napi::Value WriteFileInNetns(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+struct NetnsSocket {
+  int nsFd;
+  int domain, type, protocol;
+  int fd = -1;
+  const char* failedSyscall = nullptr;
+  int err = 0;
+};
+
+// A socket belongs to the namespace of the task that creates it, so a short-lived thread joins
+// the namespace and creates it there; the event-loop thread never moves (see NetnsWriteThread).
+void* NetnsSocketThread(void* arg) {
+  auto* s = static_cast<NetnsSocket*>(arg);
+  if (setns(s->nsFd, CLONE_NEWNET) < 0) {
+    s->failedSyscall = "setns";
+    s->err = errno;
+    return nullptr;
+  }
+  s->fd = socket(s->domain, s->type, s->protocol);
+  if (s->fd < 0) {
+    s->failedSyscall = "socket";
+    s->err = errno;
+  }
+  return nullptr;
+}
+
+Napi::Value SocketInNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int nsFd;
+  int64_t domain, type, protocol;
+  if (!GetFd(info, 0, "socketInNetns", &nsFd) || !GetInt(info, 1, "socketInNetns", "domain", 0, INT_MAX, &domain) ||
+      !GetInt(info, 2, "socketInNetns", "type", 0, INT_MAX, &type) ||
+      !GetInt(info, 3, "socketInNetns", "protocol", 0, INT_MAX, &protocol))
+    return env.Undefined();
+  bool nonblocking = info.Length() > 4 && info[4].ToBoolean().Value();
+  NetnsSocket s{nsFd, static_cast<int>(domain),
+                static_cast<int>(type) | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), static_cast<int>(protocol)};
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t thread;
+  int r = pthread_create(&thread, nullptr, NetnsSocketThread, &s);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (r != 0) {
+    Throw(env, "pthread_create", r);
+    return env.Undefined();
+  }
+  pthread_join(thread, nullptr);
+  if (s.failedSyscall != nullptr) {
+    Throw(env, s.failedSyscall, s.err);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, s.fd);
+}
+
 Napi::Value TapSetIff(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
@@ -985,6 +1039,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"tapSetIff", TapSetIff},
       {"tapGetIff", TapGetIff},
       {"mknodChar", MknodChar},
+      {"socketInNetns", SocketInNetns},
   };
   for (const auto& f : functions) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
   return exports;

@@ -122,6 +122,11 @@ export interface NativeBinding {
   tapSetIff(fd: number, flags: number): void;
   /** ioctl(TUNGETIFF): current flags. */
   tapGetIff(fd: number): number;
+  /**
+   * socket(2) created inside the network namespace of nsFd, by a short-lived native thread that
+   * setns()es first (a socket belongs to its creator's namespace). CLOEXEC always.
+   */
+  socketInNetns(nsFd: number, domain: number, type: number, protocol: number, nonblocking: boolean): number;
   /** mknod(2) of a character device node (S_IFCHR | mode). */
   mknodChar(path: string, mode: number, major: number, minor: number): void;
 }
