@@ -1,0 +1,53 @@
+import { writeSync } from 'node:fs';
+
+export const levels = ['debug', 'info', 'warn', 'error'] as const;
+export type Level = (typeof levels)[number];
+
+export type Fields = Record<string, string | number | boolean | bigint | undefined | null>;
+
+export function isLevel(s: string): s is Level {
+  return (levels as readonly string[]).includes(s);
+}
+
+/** Quotes a value only when logfmt would misread it (spaces, '=', quotes, control characters). */
+function formatValue(v: string): string {
+  if (v !== '' && !/[\s="\\\x00-\x1f\x7f]/.test(v)) return v;
+  return JSON.stringify(v);
+}
+
+/**
+ * One line per event, key=value fields, to stderr: journald keeps each line as one entry.
+ * Writes are synchronous so nothing is lost when the process execs or exits right after.
+ */
+export class Logger {
+  private readonly threshold: number;
+
+  constructor(private readonly component: string, level: Level = 'info', private readonly fd = 2) {
+    this.threshold = levels.indexOf(level);
+  }
+
+  enabled(level: Level): boolean {
+    return levels.indexOf(level) >= this.threshold;
+  }
+
+  debug(event: string, fields?: Fields): void { this.write('debug', event, fields); }
+  info(event: string, fields?: Fields): void { this.write('info', event, fields); }
+  warn(event: string, fields?: Fields): void { this.write('warn', event, fields); }
+  error(event: string, fields?: Fields): void { this.write('error', event, fields); }
+
+  private write(level: Level, event: string, fields: Fields | undefined): void {
+    if (!this.enabled(level)) return;
+    let line = `${this.component}: level=${level} event=${event}`;
+    if (fields !== undefined) {
+      for (const [k, v] of Object.entries(fields)) {
+        if (v === undefined || v === null) continue;
+        line += ` ${k}=${formatValue(String(v))}`;
+      }
+    }
+    try {
+      writeSync(this.fd, line + '\n');
+    } catch {
+      // stderr closed: logging must never take the service down.
+    }
+  }
+}

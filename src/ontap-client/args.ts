@@ -1,0 +1,129 @@
+import {
+  DNS_LABEL, DNS_LABEL_RULE, MAX_QUEUES, deviceTypes, ipvlanFlags, ipvlanModes, macvlanModes,
+  isIpvlanFamily, isTapType, type DeviceType,
+} from '../protocol/messages.js';
+import { isLevel, levels, type Level } from '../common/log.js';
+
+export const USAGE = `Usage: ontap [OPTIONS] [SOCKET] -- COMMAND [ARG...]
+
+Ask ontapd for a network device on its uplink, then replace this process with COMMAND
+(execve: same pid; signals and exit status are COMMAND's). The device lives as long as
+COMMAND (or whatever inherits its connection).
+
+  ipvlan, macvlan   the device appears in this process's network namespace, up;
+                    lo is brought up too
+  ipvtap, macvtap   the device stays on the host; COMMAND gets /dev/tapN descriptors
+                    (one per queue) in ONTAP_FD0..ONTAP_FD<n-1>, with a virtio_net_hdr
+                    before each frame (IFF_VNET_HDR), ready for qemu's -netdev tap,fd=
+
+SOCKET is ontapd's socket for the uplink, e.g. /run/ontap/port.wlp3s0. Without it:
+$ONTAP_SOCKET, else the only port.* in /run/ontap.
+
+Options (before or after SOCKET):
+  -t, --type TYPE      ipvlan (default), ipvtap, macvlan or macvtap
+  -m, --queues N       tap types: queues, one descriptor each (1..${MAX_QUEUES}, default 1)
+  -n, --name NAME      workload name (a DNS label): stored as the device alias, gives a
+                       stable IPv6 interface identifier (RFC 7217) and a stable MAC (macvlan)
+      --mode MODE      ipvlan/ipvtap: l2 (default), l3, l3s
+                       macvlan/macvtap: bridge (default), private, vepa, passthru
+      --flag FLAG      ipvlan/ipvtap: bridge (default), private, vepa
+      --netns          run COMMAND in a new network namespace (needs CAP_SYS_ADMIN)
+      --uts            run COMMAND in a new UTS namespace with hostname NAME (needs -n)
+      --verbosity LVL  ${levels.join('|')} (default warn)
+  -h, --help           show this help
+      --version        show the version
+
+Environment given to COMMAND:
+  ONTAP_IFNAME, ONTAP_IFINDEX, ONTAP_HWADDR, ONTAP_MTU, ONTAP_TYPE, ONTAP_UPLINK,
+  ONTAP_NAME, ONTAP_NSID (ipvlan/macvlan), ONTAP_QUEUES, ONTAP_FD0.. and ONTAP_VNET_HDR=1
+  (tap types), ONTAP_LEASE_FD (the connection that keeps the device: keep it open).
+
+Exit status: COMMAND's own; before the exec: 64 usage, 69 ontapd unreachable, 77 refused
+by ontapd, 70 other failures, 126/127 COMMAND not executable / not found. See ontap(1).
+`;
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface ClientArgs {
+  type: DeviceType;
+  queues: number;
+  name: string | undefined;
+  mode: string | undefined;
+  flag: string | undefined;
+  netns: boolean;
+  uts: boolean;
+  verbosity: Level;
+  socket: string | undefined;
+  command: string[];
+}
+
+export type Parsed = ClientArgs | 'help' | 'version';
+
+const withValue = new Map<string, keyof ClientArgs>([
+  ['-t', 'type'], ['--type', 'type'], ['-m', 'queues'], ['--queues', 'queues'], ['-n', 'name'], ['--name', 'name'],
+  ['--mode', 'mode'], ['--flag', 'flag'], ['--verbosity', 'verbosity'],
+]);
+
+/** Hand-written rather than util.parseArgs: options may follow SOCKET and everything after -- is COMMAND. */
+export function parseClientArgs(argv: string[]): Parsed {
+  const raw: Record<string, string> = {};
+  const flags = new Set<string>();
+  const positionals: string[] = [];
+  let command: string[] | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      command = argv.slice(i + 1);
+      break;
+    }
+    if (arg === '-h' || arg === '--help') return 'help';
+    if (arg === '--version') return 'version';
+    if (arg === '--netns' || arg === '--uts') {
+      flags.add(arg.slice(2));
+      continue;
+    }
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const key = eq > 0 ? arg.slice(0, eq) : arg;
+    const field = withValue.get(key);
+    if (field !== undefined) {
+      const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+      if (value === undefined) throw new UsageError(`${key} needs a value`);
+      raw[field] = value;
+      continue;
+    }
+    if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg}`);
+    positionals.push(arg);
+  }
+  if (command === undefined || command.length === 0) throw new UsageError('missing -- COMMAND [ARG...]');
+  if (positionals.length > 1) throw new UsageError(`one SOCKET at most, got ${positionals.join(' ')} (put COMMAND after --)`);
+
+  const type = (raw.type ?? 'ipvlan') as DeviceType;
+  if (!(deviceTypes as readonly string[]).includes(type)) throw new UsageError(`--type must be one of ${deviceTypes.join(', ')}, not "${type}"`);
+  let queues = 1;
+  if (raw.queues !== undefined) {
+    if (!/^[0-9]+$/.test(raw.queues) || Number(raw.queues) < 1 || Number(raw.queues) > MAX_QUEUES) {
+      throw new UsageError(`--queues must be between 1 and ${MAX_QUEUES}, not "${raw.queues}"`);
+    }
+    queues = Number(raw.queues);
+    if (!isTapType(type) && queues !== 1) throw new UsageError(`--queues is for ipvtap and macvtap, not ${type}`);
+  }
+  if (raw.name !== undefined && !DNS_LABEL.test(raw.name)) throw new UsageError(`--name must be a DNS label (${DNS_LABEL_RULE}), not "${raw.name}"`);
+  const modes: readonly string[] = isIpvlanFamily(type) ? ipvlanModes : macvlanModes;
+  if (raw.mode !== undefined && !modes.includes(raw.mode)) throw new UsageError(`--mode for ${type} must be one of ${modes.join(', ')}, not "${raw.mode}"`);
+  if (raw.flag !== undefined) {
+    if (!isIpvlanFamily(type)) throw new UsageError(`--flag is for ipvlan and ipvtap, not ${type}`);
+    if (!(ipvlanFlags as readonly string[]).includes(raw.flag)) throw new UsageError(`--flag must be one of ${ipvlanFlags.join(', ')}, not "${raw.flag}"`);
+  }
+  const verbosity = raw.verbosity ?? 'warn';
+  if (!isLevel(verbosity)) throw new UsageError(`--verbosity must be one of ${levels.join(', ')}, not "${verbosity}"`);
+  const netns = flags.has('netns');
+  const uts = flags.has('uts');
+  if (uts && raw.name === undefined) throw new UsageError('--uts needs -n NAME (the hostname)');
+  if (netns && isTapType(type)) throw new UsageError(`--netns is for ipvlan and macvlan: ${type} devices stay on the host`);
+  return {
+    type, queues, name: raw.name, mode: raw.mode, flag: raw.flag, netns, uts, verbosity,
+    socket: positionals[0], command,
+  };
+}

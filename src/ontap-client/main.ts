@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+import { openSync, closeSync, constants } from 'node:fs';
+import { Logger } from '../common/log.js';
+import { ExitCode } from '../common/sysexits.js';
+import { native } from '../native/index.js';
+import { PROTOCOL_VERSION, isTapType, type AllocateRequest, type DeviceInfo } from '../protocol/messages.js';
+import { parseClientArgs, USAGE, UsageError, type ClientArgs } from './args.js';
+import { resolveSocket } from './socket-path.js';
+import { requestDevice, ClientError, type Lease } from './client.js';
+import { resolveCommand, CommandNotFound } from './exec.js';
+import { bringUpLoopback } from './loopback.js';
+
+const CLONE_NEWNET = 0x40000000;
+const CLONE_NEWUTS = 0x04000000;
+
+function die(code: number, message: string): never {
+  process.stderr.write(`ontap: ${message}\n`);
+  process.exit(code);
+}
+
+function environment(lease: Lease, args: ClientArgs): string[] {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('ONTAP_')) env[k] = v;
+  }
+  const d: DeviceInfo = lease.device;
+  Object.assign(env, {
+    ONTAP_TYPE: d.type, ONTAP_IFNAME: d.ifname, ONTAP_IFINDEX: String(d.ifindex), ONTAP_HWADDR: d.hwaddr,
+    ONTAP_MTU: String(d.mtu), ONTAP_UPLINK: d.uplink, ONTAP_LEASE_FD: String(lease.fd),
+  });
+  if (d.name !== undefined) env.ONTAP_NAME = d.name;
+  if (d.nsid !== undefined) env.ONTAP_NSID = String(d.nsid);
+  if (isTapType(d.type)) {
+    env.ONTAP_QUEUES = String(d.queues);
+    env.ONTAP_VNET_HDR = d.vnetHdr ? '1' : '0';
+    lease.tapFds.forEach((fd, i) => (env[`ONTAP_FD${i}`] = String(fd)));
+  }
+  // ONTAP_SOCKET is the caller's setting, not ours to drop.
+  if (process.env.ONTAP_SOCKET !== undefined) env.ONTAP_SOCKET = process.env.ONTAP_SOCKET;
+  void args;
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}
+
+function main(): void {
+  let args;
+  try {
+    args = parseClientArgs(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof UsageError) die(ExitCode.usage, `${e.message}\nTry 'ontap --help'.`);
+    throw e;
+  }
+  if (args === 'help') {
+    process.stdout.write(USAGE);
+    process.exit(ExitCode.ok);
+  }
+  if (args === 'version') {
+    process.stdout.write('ontap 0.1.0\n');
+    process.exit(ExitCode.ok);
+  }
+  const log = new Logger('ontap', args.verbosity);
+  let socketPath: string;
+  try {
+    socketPath = resolveSocket(args.socket, process.env);
+  } catch (e) {
+    die(ExitCode.usage, (e as Error).message);
+  }
+  let command: string;
+  try {
+    command = resolveCommand(args.command[0]!, process.env.PATH);
+  } catch (e) {
+    die(127, (e as Error).message);
+  }
+  const n = native();
+  try {
+    // Namespaces belong to the calling thread: Node's main thread, which then execs COMMAND.
+    if (args.netns) n.unshare(CLONE_NEWNET);
+    if (args.uts) {
+      n.unshare(CLONE_NEWUTS);
+      n.sethostname(args.name!);
+    }
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    die(code === 'EPERM' ? ExitCode.noPerm : ExitCode.osErr, `cannot create a new namespace: ${(e as Error).message} (--netns and --uts need CAP_SYS_ADMIN)`);
+  }
+
+  const request: AllocateRequest = { v: PROTOCOL_VERSION, op: 'allocate', type: args.type };
+  if (isTapType(args.type)) request.queues = args.queues;
+  if (args.name !== undefined) request.name = args.name;
+  if (args.mode !== undefined) request.mode = args.mode;
+  if (args.flag !== undefined) request.flag = args.flag;
+
+  let nsFd: number | undefined;
+  if (!isTapType(args.type)) nsFd = openSync('/proc/self/ns/net', constants.O_RDONLY);
+  log.debug('request', { socket: socketPath, type: args.type, queues: request.queues, name: args.name, mode: args.mode });
+  let lease: Lease;
+  try {
+    lease = requestDevice(socketPath, request, nsFd);
+  } catch (e) {
+    if (!(e instanceof ClientError)) throw e;
+    const where = e.field ? ` (field ${e.field})` : '';
+    if (e.kind === 'unreachable') die(ExitCode.unavailable, e.message);
+    if (e.kind === 'protocol') die(ExitCode.software, e.message);
+    if (e.code === 'bad-request') die(ExitCode.usage, `ontapd: ${e.message}${where}`);
+    if (e.code === 'unavailable' || e.code === 'timeout') die(ExitCode.unavailable, `ontapd: ${e.message}${where}`);
+    if (e.code === 'internal') die(ExitCode.software, `ontapd: ${e.message}${where}`);
+    die(ExitCode.noPerm, `ontapd refused: ${e.message}${where}`);
+  } finally {
+    if (nsFd !== undefined) closeSync(nsFd);
+  }
+  log.debug('device', { ...lease.device, fds: lease.tapFds.join(',') });
+
+  if (!isTapType(args.type)) {
+    try {
+      bringUpLoopback();
+    } catch (e) {
+      log.warn('loopback-down', { error: (e as Error).message });
+    }
+  }
+  // COMMAND inherits the lease (the connection) and the tap descriptors, nothing else of ours.
+  n.setCloexec(lease.fd, false);
+  for (const fd of lease.tapFds) n.setCloexec(fd, false);
+  try {
+    n.execve(command, args.command, environment(lease, args));
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    die(code === 'ENOENT' ? 127 : 126, `cannot execute ${command}: ${(e as Error).message}`);
+  }
+}
+
+try {
+  main();
+} catch (e) {
+  if (e instanceof CommandNotFound) die(127, e.message);
+  die(ExitCode.software, `internal error: ${(e as Error).stack ?? String(e)}`);
+}

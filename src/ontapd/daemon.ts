@@ -1,0 +1,368 @@
+import { fstatSync, statSync } from 'node:fs';
+import { native, type Poller, type PeerCred } from '../native/index.js';
+import type { RouteSocket } from '../netns/route-socket.js';
+import type { Logger } from '../common/log.js';
+import {
+  MAX_REQUEST_BYTES, PROTOCOL_VERSION, isTapType,
+  type AllocateRequest, type ProtocolError, type Reply,
+} from '../protocol/messages.js';
+import { parseRequest } from './request-schema.js';
+import { RequestError } from './errors.js';
+import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
+import { Releaser } from './releaser.js';
+import type { PortSocket } from './listener.js';
+
+export interface DaemonLimits {
+  /** Devices held at once, all callers together. */
+  maxDevices: number;
+  /** Devices held at once by one uid. */
+  maxPerUid: number;
+  /** Connections that have not yet sent their request. */
+  maxPending: number;
+  /** Milliseconds a connection has to send its request. */
+  requestTimeoutMs: number;
+}
+
+export const defaultLimits: DaemonLimits = { maxDevices: 4096, maxPerUid: 256, maxPending: 1024, requestTimeoutMs: 5000 };
+
+type ConnState = 'awaiting' | 'allocating' | 'leased' | 'closed';
+
+interface Connection {
+  id: number;
+  fd: number;
+  port: Port;
+  peer: PeerCred;
+  poller: Poller;
+  state: ConnState;
+  timer: NodeJS.Timeout | undefined;
+  device: Device | undefined;
+}
+
+interface Port {
+  socket: PortSocket;
+  poller: Poller;
+}
+
+/** What one uplink carries now: the kernel makes ipvlan mode a property of the parent. */
+interface UplinkUse {
+  family: Family;
+  mode: string;
+  flag: string | undefined;
+  count: number;
+}
+
+function closeAll(fds: number[]): void {
+  for (const fd of fds) {
+    try { native().close(fd); } catch { /* already closed */ }
+  }
+}
+
+export class Daemon {
+  private readonly ports: Port[] = [];
+  private readonly conns = new Map<number, Connection>();
+  private readonly perUid = new Map<number, number>();
+  private readonly uplinkUse = new Map<string, UplinkUse>();
+  private readonly factory: DeviceFactory;
+  readonly releaser: Releaser;
+  private readonly ownNetns = statSync('/proc/self/ns/net', { bigint: true });
+  private nextId = 1;
+  private pending = 0;
+  private devices = 0;
+  private stopping = false;
+
+  constructor(
+    private readonly rtnl: RouteSocket,
+    private readonly log: Logger,
+    private readonly limits: DaemonLimits,
+    key: Buffer,
+  ) {
+    this.factory = new DeviceFactory(rtnl, key);
+    this.releaser = new Releaser(rtnl, log);
+  }
+
+  get deviceCount(): number {
+    return this.devices;
+  }
+
+  serve(socket: PortSocket): void {
+    const port: Port = { socket, poller: undefined as unknown as Poller };
+    port.poller = native().poll(socket.fd, (err) => {
+      if (err) {
+        // The poller stops on an error: log it and keep listening.
+        this.log.error('listen-error', { uplink: socket.uplink, error: err.message });
+        port.poller.start(true, false);
+        return;
+      }
+      this.acceptOne(port);
+    });
+    port.poller.start(true, false);
+    this.ports.push(port);
+    this.log.info('serving', { uplink: socket.uplink, socket: socket.path ?? `fd:${socket.fd}` });
+  }
+
+  /** One accept per readiness callback: uv_poll is level-triggered, and sockets from systemd may be blocking. */
+  private acceptOne(port: Port): void {
+    let fd: number;
+    try {
+      fd = native().accept(port.socket.fd);
+    } catch (e) {
+      // EMFILE and friends: log and keep serving; the poller fires again.
+      this.log.error('accept-failed', { uplink: port.socket.uplink, error: (e as Error).message });
+      return;
+    }
+    if (fd < 0) return;
+    let peer: PeerCred;
+    try {
+      peer = native().peerCred(fd);
+    } catch {
+      native().close(fd);
+      return;
+    }
+    const conn: Connection = {
+      id: this.nextId++, fd, port, peer, state: 'awaiting', timer: undefined, device: undefined,
+      poller: undefined as unknown as Poller,
+    };
+    if (this.stopping || this.pending >= this.limits.maxPending) {
+      this.log.warn('refused', { conn: conn.id, pid: peer.pid, uid: peer.uid, reason: 'too many pending connections' });
+      this.sendError(conn, { code: 'limit', message: 'ontapd is busy: too many connections waiting' });
+      native().close(fd);
+      return;
+    }
+    this.pending++;
+    this.conns.set(conn.id, conn);
+    conn.timer = setTimeout(() => this.onTimeout(conn), this.limits.requestTimeoutMs);
+    conn.poller = native().poll(fd, () => this.onReadable(conn));
+    conn.poller.start(true, false);
+    this.log.debug('connect', { conn: conn.id, uplink: port.socket.uplink, pid: peer.pid, uid: peer.uid });
+  }
+
+  private onTimeout(conn: Connection): void {
+    if (conn.state !== 'awaiting') return;
+    this.fail(conn, new RequestError('timeout', `no request within ${this.limits.requestTimeoutMs} ms`));
+  }
+
+  private onReadable(conn: Connection): void {
+    for (;;) {
+      if (conn.state === 'closed') return;
+      let r;
+      try {
+        r = native().recvmsg(conn.fd, MAX_REQUEST_BYTES, 4);
+      } catch (e) {
+        this.close(conn, (e as { code?: string }).code ?? 'recv-error');
+        return;
+      }
+      if (r === null) return;
+      if (r.length === 0 && r.fds.length === 0) {
+        this.close(conn, 'peer-closed');
+        return;
+      }
+      if (conn.state !== 'awaiting') {
+        closeAll(r.fds);
+        // The lease stays: only the extra request is refused.
+        this.sendError(conn, { code: 'conflict', message: 'this connection already holds a device; open another connection for another device' });
+        this.log.warn('bad-request', { conn: conn.id, uid: conn.peer.uid, reason: 'second request on one connection' });
+        continue;
+      }
+      if (r.truncated) {
+        closeAll(r.fds);
+        this.fail(conn, new RequestError('bad-request', `request is ${r.length} bytes, larger than ${MAX_REQUEST_BYTES}`));
+        return;
+      }
+      if (r.controlTruncated) {
+        closeAll(r.fds);
+        this.fail(conn, new RequestError('bad-request', 'request carried more descriptors than the one netns descriptor allowed'));
+        return;
+      }
+      const parsed = parseRequest(r.data);
+      if (!parsed.ok) {
+        closeAll(r.fds);
+        this.fail(conn, new RequestError(parsed.error.code, parsed.error.message, parsed.error.field));
+        return;
+      }
+      this.startAllocation(conn, parsed.request, r.fds);
+    }
+  }
+
+  private startAllocation(conn: Connection, req: AllocateRequest, fds: number[]): void {
+    clearTimeout(conn.timer);
+    conn.state = 'allocating';
+    const started = process.hrtime.bigint();
+    this.allocate(conn, req, fds)
+      .then((device) => {
+        this.log.info('allocate', {
+          conn: conn.id, pid: conn.peer.pid, uid: conn.peer.uid, uplink: device.info.uplink, type: device.info.type,
+          ifname: device.info.ifname, ifindex: device.ifindex, nsid: device.nsid, name: device.info.name,
+          queues: device.info.queues, us: Number((process.hrtime.bigint() - started) / 1000n),
+        });
+      })
+      .catch((e: unknown) => {
+        const err = e instanceof RequestError ? e : new RequestError('internal', (e as Error).message ?? String(e));
+        this.fail(conn, err);
+      })
+      .finally(() => closeAll(fds)); // what the request brought and no lease took
+  }
+
+  private checkPolicy(conn: Connection, req: AllocateRequest, fds: number[]): number | undefined {
+    const uid = conn.peer.uid;
+    if (this.devices >= this.limits.maxDevices) throw new RequestError('limit', `ontapd holds its maximum of ${this.limits.maxDevices} devices`);
+    if ((this.perUid.get(uid) ?? 0) >= this.limits.maxPerUid) {
+      throw new RequestError('limit', `uid ${uid} holds its maximum of ${this.limits.maxPerUid} devices`);
+    }
+    const use = this.uplinkUse.get(conn.port.socket.uplink);
+    const family = familyOf(req.type);
+    if (use !== undefined) {
+      if (use.family !== family) {
+        throw new RequestError('conflict', `uplink ${conn.port.socket.uplink} carries ${use.family} devices now; one uplink cannot carry ipvlan and macvlan at once`, 'type');
+      }
+      const mode = req.mode ?? (family === 'ipvlan' ? 'l2' : 'bridge');
+      if (family === 'ipvlan' && (use.mode !== mode || use.flag !== (req.flag ?? 'bridge'))) {
+        throw new RequestError('conflict',
+          `uplink ${conn.port.socket.uplink} carries ipvlan devices in mode ${use.mode} ${use.flag}; the mode belongs to the uplink, so every ipvlan on it must use it`, 'mode');
+      }
+    }
+    if (isTapType(req.type)) {
+      if (fds.length > 0) throw new RequestError('bad-request', `${req.type} devices stay on the host: send no namespace descriptor`);
+      return undefined;
+    }
+    if (fds.length !== 1) throw new RequestError('bad-request', `${req.type} needs exactly one descriptor: the caller's /proc/self/ns/net`);
+    const nsFd = fds[0]!;
+    // Bind the namespace to the connected peer: the descriptor must be the namespace the peer
+    // (by SO_PEERCRED) is in now. A reused pid in another namespace fails this check.
+    let given, actual;
+    try {
+      given = fstatSync(nsFd, { bigint: true });
+      actual = statSync(`/proc/${conn.peer.pid}/ns/net`, { bigint: true });
+    } catch {
+      throw new RequestError('forbidden', 'cannot verify the caller\'s network namespace (did it exit?)');
+    }
+    if (given.dev !== actual.dev || given.ino !== actual.ino) {
+      throw new RequestError('forbidden', 'the namespace descriptor is not the caller\'s own network namespace');
+    }
+    if (actual.dev === this.ownNetns.dev && actual.ino === this.ownNetns.ino && uid !== 0) {
+      throw new RequestError('forbidden', `only root may place a ${req.type} in ontapd's own network namespace; use ontap --netns`);
+    }
+    return nsFd;
+  }
+
+  private async allocate(conn: Connection, req: AllocateRequest, fds: number[]): Promise<Device> {
+    const nsFd = this.checkPolicy(conn, req, fds);
+    const uplink = conn.port.socket.uplink;
+    let uplinkIfindex: number;
+    try {
+      uplinkIfindex = this.rtnl.getLink({ ifname: uplink }).ifindex;
+    } catch {
+      throw new RequestError('unavailable', `uplink ${uplink} does not exist (any more)`);
+    }
+    // Count the device before the await so concurrent requests see the caps and the mode.
+    this.account(conn.peer.uid, uplink, req, +1);
+    let device: Device;
+    let tapFds: number[];
+    try {
+      ({ device, fds: tapFds } = await this.factory.allocate(req, { uplink, uplinkIfindex, netnsFd: nsFd }));
+    } catch (e) {
+      this.account(conn.peer.uid, uplink, req, -1);
+      throw e;
+    }
+    conn.device = device;
+    // From here the lease owns the namespace descriptor: take it out of what the caller closes.
+    if (device.netnsFd !== undefined) fds.splice(fds.indexOf(device.netnsFd), 1);
+    if (conn.state === 'closed') {
+      // The caller went away while we worked: its lease is already over.
+      closeAll(tapFds);
+      this.releaseDevice(conn);
+      throw new RequestError('internal', 'caller closed the connection during allocation');
+    }
+    const reply: Reply = { v: PROTOCOL_VERSION, ok: true, device: device.info };
+    try {
+      const sent = native().sendmsg(conn.fd, Buffer.from(JSON.stringify(reply)), tapFds, undefined);
+      if (sent < 0) throw new Error('reply would block');
+    } catch (e) {
+      closeAll(tapFds);
+      this.close(conn, 'reply-failed');
+      throw new RequestError('internal', `could not send the reply: ${(e as Error).message}`);
+    }
+    closeAll(tapFds);
+    conn.state = 'leased';
+    this.pending--;
+    return device;
+  }
+
+  private account(uid: number, uplink: string, req: AllocateRequest, delta: 1 | -1): void {
+    this.devices += delta;
+    const n = (this.perUid.get(uid) ?? 0) + delta;
+    if (n > 0) this.perUid.set(uid, n);
+    else this.perUid.delete(uid);
+    const use = this.uplinkUse.get(uplink);
+    if (delta > 0) {
+      if (use) use.count++;
+      else {
+        const family = familyOf(req.type);
+        this.uplinkUse.set(uplink, {
+          family, count: 1, mode: req.mode ?? (family === 'ipvlan' ? 'l2' : 'bridge'),
+          flag: family === 'ipvlan' ? (req.flag ?? 'bridge') : undefined,
+        });
+      }
+    } else if (use && --use.count === 0) {
+      this.uplinkUse.delete(uplink);
+    }
+  }
+
+  private releaseDevice(conn: Connection): void {
+    const device = conn.device;
+    if (device === undefined) return;
+    conn.device = undefined;
+    this.account(conn.peer.uid, device.info.uplink, { v: 1, op: 'allocate', type: device.info.type }, -1);
+    this.releaser.release(device);
+    this.log.info('release', { conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid });
+  }
+
+  private sendError(conn: Connection, error: ProtocolError): void {
+    const reply: Reply = { v: PROTOCOL_VERSION, ok: false, error };
+    try {
+      native().sendmsg(conn.fd, Buffer.from(JSON.stringify(reply)), undefined, undefined);
+    } catch {
+      // the peer is gone; nothing to tell
+    }
+  }
+
+  private fail(conn: Connection, err: RequestError): void {
+    const level = err.code === 'internal' ? 'error' : 'warn';
+    this.log[level]('request-failed', {
+      conn: conn.id, pid: conn.peer.pid, uid: conn.peer.uid, uplink: conn.port.socket.uplink,
+      code: err.code, field: err.field, error: err.message,
+    });
+    if (conn.state !== 'closed') {
+      this.sendError(conn, err.toProtocol());
+      this.close(conn, err.code);
+    }
+  }
+
+  private close(conn: Connection, reason: string): void {
+    if (conn.state === 'closed') return;
+    if (conn.state === 'awaiting' || conn.state === 'allocating') this.pending--;
+    const wasAllocating = conn.state === 'allocating';
+    conn.state = 'closed';
+    clearTimeout(conn.timer);
+    conn.poller.close();
+    native().close(conn.fd);
+    this.conns.delete(conn.id);
+    this.log.debug('disconnect', { conn: conn.id, reason });
+    // While allocating, allocate() releases the device itself when it finishes.
+    if (!wasAllocating) this.releaseDevice(conn);
+  }
+
+  /** Stops accepting, ends every lease, waits for the devices to be deleted. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const port of this.ports) {
+      port.poller.close();
+      native().close(port.socket.fd);
+    }
+    for (const conn of [...this.conns.values()]) this.close(conn, 'shutdown');
+    await this.releaser.idle();
+  }
+
+  openConnections(): number {
+    return this.conns.size;
+  }
+}

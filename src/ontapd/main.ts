@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { Logger, isLevel, levels, type Level } from '../common/log.js';
+import { ExitCode } from '../common/sysexits.js';
+import { RouteSocket } from '../netns/route-socket.js';
+import { Daemon, defaultLimits, type DaemonLimits } from './daemon.js';
+import { bindPort, socketsFromSystemd, unlinkPort, ListenerError, type PortSocket } from './listener.js';
+import { sdNotify } from './notify.js';
+import { hostKey } from './identity.js';
+
+const USAGE = `Usage: ontapd [OPTIONS] UPLINK...
+
+Serve ipvlan, ipvtap, macvlan and macvtap devices over UPLINK to local callers, one
+SOCK_SEQPACKET socket per uplink at DIR/port.UPLINK. A device lives as long as the
+connection that asked for it.
+
+Options:
+  --socket-dir DIR       where to create port.UPLINK sockets (default /run/ontap)
+  --group NAME           group owning the sockets (default root)
+  --mode OCTAL           permissions of the sockets (default 0660)
+  --max-devices N        devices held at once by all callers (default ${defaultLimits.maxDevices})
+  --max-per-uid N        devices held at once by one uid (default ${defaultLimits.maxPerUid})
+  --request-timeout MS   time a connection has to send its request (default ${defaultLimits.requestTimeoutMs})
+  --verbosity LEVEL      ${levels.join('|')} (default info)
+  -h, --help             show this help
+  --version              show the version
+
+Sockets passed by systemd socket activation (LISTEN_FDS) are used instead of creating
+them; READY=1 is sent to NOTIFY_SOCKET once serving. See ontapd(8).
+`;
+
+class UsageError extends Error {}
+
+interface Config {
+  socketDir: string;
+  gid: number | undefined;
+  mode: number;
+  verbosity: Level;
+  limits: DaemonLimits;
+  uplinks: string[];
+}
+
+function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} must be a positive integer, not "${value}"`);
+  return Number(value);
+}
+
+function groupId(name: string): number {
+  if (/^[0-9]+$/.test(name)) return Number(name);
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [group, , gid] = line.split(':');
+    if (group === name && gid !== undefined) return Number(gid);
+  }
+  throw new UsageError(`--group: no group named "${name}" in /etc/group`);
+}
+
+/** Linux interface names: 1-15 bytes, no '/', ':' or whitespace, not "." or "..". */
+const IFNAME = /^(?!\.{1,2}$)[^/:\s]{1,15}$/;
+
+function parse(argv: string[]): Config | 'help' | 'version' {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'socket-dir': { type: 'string' },
+      group: { type: 'string' },
+      mode: { type: 'string' },
+      'max-devices': { type: 'string' },
+      'max-per-uid': { type: 'string' },
+      'request-timeout': { type: 'string' },
+      verbosity: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
+    },
+  });
+  if (values.help) return 'help';
+  if (values.version) return 'version';
+  const verbosity = values.verbosity ?? 'info';
+  if (!isLevel(verbosity)) throw new UsageError(`--verbosity must be one of ${levels.join(', ')}, not "${verbosity}"`);
+  const mode = values.mode ?? '0660';
+  if (!/^0?[0-7]{3}$/.test(mode)) throw new UsageError(`--mode must be an octal mode like 0660, not "${mode}"`);
+  for (const uplink of positionals) {
+    if (!IFNAME.test(uplink)) throw new UsageError(`UPLINK "${uplink}" is not a valid interface name`);
+  }
+  return {
+    socketDir: values['socket-dir'] ?? '/run/ontap',
+    gid: values.group === undefined ? undefined : groupId(values.group),
+    mode: parseInt(mode, 8),
+    verbosity,
+    uplinks: positionals,
+    limits: {
+      ...defaultLimits,
+      maxDevices: positiveInt('max-devices', values['max-devices'], defaultLimits.maxDevices),
+      maxPerUid: positiveInt('max-per-uid', values['max-per-uid'], defaultLimits.maxPerUid),
+      requestTimeoutMs: positiveInt('request-timeout', values['request-timeout'], defaultLimits.requestTimeoutMs),
+    },
+  };
+}
+
+async function main(): Promise<number> {
+  let config: Config | 'help' | 'version';
+  try {
+    config = parse(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`ontapd: ${(e as Error).message}\nTry 'ontapd --help'.\n`);
+    return ExitCode.usage;
+  }
+  if (config === 'help') {
+    process.stdout.write(USAGE);
+    return ExitCode.ok;
+  }
+  if (config === 'version') {
+    process.stdout.write('ontapd 0.1.0\n');
+    return ExitCode.ok;
+  }
+  const log = new Logger('ontapd', config.verbosity);
+  const activated = socketsFromSystemd();
+  const uplinks = config.uplinks.length > 0 ? config.uplinks : [...activated.keys()];
+  if (uplinks.length === 0) {
+    process.stderr.write(`ontapd: name at least one UPLINK\nTry 'ontapd --help'.\n`);
+    return ExitCode.usage;
+  }
+  if (process.getuid?.() !== 0) log.warn('not-root', { reason: 'creating devices needs CAP_NET_ADMIN' });
+
+  const rtnl = RouteSocket.open();
+  const daemon = new Daemon(rtnl, log, config.limits, hostKey());
+  const ifindexes = new Set<number>();
+  for (const uplink of uplinks) {
+    try {
+      ifindexes.add(rtnl.getLink({ ifname: uplink }).ifindex);
+    } catch {
+      log.warn('uplink-missing', { uplink, reason: 'requests fail until it exists' });
+    }
+  }
+  const reclaimed = daemon.releaser.reclaim(ifindexes);
+  if (reclaimed > 0) log.info('reclaimed', { devices: reclaimed });
+
+  const sockets: PortSocket[] = [];
+  try {
+    for (const uplink of uplinks) {
+      const fd = activated.get(uplink);
+      sockets.push(fd !== undefined ? { uplink, fd, path: undefined, ino: undefined } : bindPort(config.socketDir, uplink, config.mode, config.gid));
+    }
+  } catch (e) {
+    for (const s of sockets) unlinkPort(s);
+    log.error('listen-failed', { error: (e as Error).message });
+    return e instanceof ListenerError ? ExitCode.unavailable : ExitCode.cantCreate;
+  }
+  for (const s of sockets) daemon.serve(s);
+  await sdNotify(`READY=1\nSTATUS=serving ${uplinks.join(' ')}\nMAINPID=${process.pid}`, log);
+
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping', { signal, devices: daemon.deviceCount });
+      void sdNotify('STOPPING=1', log);
+      for (const s of sockets) unlinkPort(s);
+      daemon.stop().then(() => {
+        log.info('stopped', { released: daemon.releaser.released });
+        resolve(ExitCode.ok);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => log.info('sighup-ignored'));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`ontapd: level=error event=fatal error=${JSON.stringify((e as Error).stack ?? String(e))}\n`);
+    process.exit(ExitCode.software);
+  },
+);

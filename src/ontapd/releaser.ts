@@ -1,0 +1,128 @@
+import type { RouteSocket } from '../netns/route-socket.js';
+import type { Logger } from '../common/log.js';
+import { native } from '../native/index.js';
+import { GROUP_LIVE, GROUP_RELEASE, type Device } from './devices.js';
+
+const OWN = 'own';
+
+function keyOf(nsid: number | undefined): string {
+  return nsid === undefined ? OWN : String(nsid);
+}
+function nsidOf(key: string): number | undefined {
+  return key === OWN ? undefined : Number(key);
+}
+
+/**
+ * Deletes released devices in batches. Deleting one link costs an RCU grace period (~16 ms), so a
+ * release only moves the device into GROUP_RELEASE (cheap), and one RTM_DELLINK per namespace
+ * then deletes the whole group in a single grace period, off the event loop.
+ */
+export class Releaser {
+  private readonly pending = new Set<string>();
+  private readonly inflight = new Set<string>();
+  private scheduled = false;
+  private idleWaiters: Array<() => void> = [];
+  released = 0;
+
+  constructor(private readonly rtnl: RouteSocket, private readonly log: Logger) {}
+
+  release(device: Device): void {
+    try {
+      this.rtnl.setLink({ ifindex: device.ifindex, netnsFd: device.netnsFd }, { group: GROUP_RELEASE });
+    } catch (e) {
+      // Someone deleted the link: the kernel already did our job.
+      this.log.debug('release-gone', { ifname: device.info.ifname, nsid: device.nsid, errno: (e as { code?: string }).code });
+      return;
+    } finally {
+      if (device.netnsFd !== undefined) native().close(device.netnsFd);
+      device.netnsFd = undefined;
+    }
+    this.pending.add(keyOf(device.nsid));
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    for (const key of [...this.pending]) {
+      if (this.inflight.has(key)) continue;
+      this.pending.delete(key);
+      this.inflight.add(key);
+      const started = process.hrtime.bigint();
+      this.rtnl
+        .deleteGroupAsync(GROUP_RELEASE, nsidOf(key))
+        .then(() => {
+          this.log.debug('release-batch', { nsid: key, ms: Number(process.hrtime.bigint() - started) / 1e6 });
+        })
+        .catch((e: unknown) => {
+          // ENODEV: nothing left in the group (a namespace that died took its devices along).
+          if ((e as { code?: string }).code !== 'ENODEV' && (e as { code?: string }).code !== 'EINVAL') {
+            this.log.warn('release-failed', { nsid: key, error: (e as Error).message });
+          }
+        })
+        .finally(() => {
+          this.inflight.delete(key);
+          if (this.pending.size > 0) this.schedule();
+          else if (this.inflight.size === 0) this.wakeIdle();
+        });
+    }
+    if (this.pending.size === 0 && this.inflight.size === 0) this.wakeIdle();
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves when every released device has been deleted. */
+  idle(): Promise<void> {
+    if (this.pending.size === 0 && this.inflight.size === 0 && !this.scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Deletes what an earlier ontapd left behind on these uplinks: every connection of that ontapd
+   * died with it, so every device it made has lost its owner. Another namespace can only be
+   * addressed by nsid here (no descriptor survives a restart), and RTM_SETLINK cannot address a
+   * namespace by nsid, so there the marked groups are deleted whole when they hold only our
+   * devices, and device by device otherwise.
+   */
+  reclaim(uplinkIfindexes: Set<number>): number {
+    let count = 0;
+    const namespaces: Array<number | undefined> = [undefined, ...this.rtnl.dumpNsids().map((n: { nsid: number }) => n.nsid)];
+    for (const nsid of namespaces) {
+      let marked;
+      try {
+        marked = this.rtnl.dumpLinks({ targetNsid: nsid }).filter((l) => l.group === GROUP_LIVE || l.group === GROUP_RELEASE);
+      } catch (e) {
+        this.log.warn('reclaim-dump-failed', { nsid, error: (e as Error).message });
+        continue;
+      }
+      const ours = marked.filter((l) => l.parentIfindex !== undefined && uplinkIfindexes.has(l.parentIfindex));
+      if (ours.length === 0) continue;
+      for (const link of ours) this.log.info('reclaim', { ifname: link.ifname, ifindex: link.ifindex, nsid, alias: link.alias });
+      try {
+        if (nsid === undefined) {
+          for (const link of ours) this.rtnl.setLink({ ifindex: link.ifindex }, { group: GROUP_RELEASE });
+          this.rtnl.deleteGroup(GROUP_RELEASE);
+        } else if (ours.length === marked.length) {
+          for (const group of new Set(ours.map((l) => l.group!))) this.rtnl.deleteGroup(group, nsid);
+        } else {
+          for (const link of ours) this.rtnl.deleteLink({ ifindex: link.ifindex, targetNsid: nsid });
+        }
+        count += ours.length;
+      } catch (e) {
+        this.log.warn('reclaim-delete-failed', { nsid, error: (e as Error).message });
+      }
+    }
+    return count;
+  }
+}

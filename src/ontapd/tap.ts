@@ -1,0 +1,105 @@
+import { closeSync, constants, openSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { native } from '../native/index.js';
+
+// linux/if_tun.h
+const IFF_TAP = 0x0002;
+const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+const IFF_MULTI_QUEUE = 0x0100;
+
+export class TapNodeError extends Error {
+  override readonly name = 'TapNodeError';
+}
+
+/**
+ * The character device of a macvtap/ipvtap link as sysfs reports it in ontapd's namespace:
+ * /sys/class/net/IF/{macvtap,ipvtap}/tapN/dev holds "major:minor".
+ */
+function tapDevice(ifname: string): { name: string; major: number; minor: number } | undefined {
+  for (const cls of ['macvtap', 'ipvtap']) {
+    let entries: string[];
+    try {
+      entries = readdirSync(`/sys/class/net/${ifname}/${cls}`);
+    } catch {
+      continue;
+    }
+    for (const name of entries) {
+      if (!/^tap\d+$/.test(name)) continue;
+      const [major, minor] = readFileSync(`/sys/class/net/${ifname}/${cls}/${name}/dev`, 'utf8').trim().split(':').map(Number);
+      if (major !== undefined && minor !== undefined) return { name, major, minor };
+    }
+  }
+  return undefined;
+}
+
+function rdevMatches(path: string, major: number, minor: number): boolean {
+  try {
+    const st = statSync(path, { bigint: true });
+    if (!st.isCharacterDevice()) return false;
+    // glibc's gnu_dev_major/minor on a 64-bit dev_t.
+    const rdev = st.rdev;
+    const maj = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const min = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    return maj === major && min === minor;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Opens the tap's character device once per queue. /dev/tapN appears asynchronously (devtmpfs or
+ * udev) and is named by ifindex, which is unique only within a namespace: a node of that name may
+ * belong to another namespace's tap. So the node is used only when its major:minor is ours; else,
+ * after a short wait, ontapd makes a private node in /dev (where device nodes may be opened, unlike
+ * a nodev /run), opens it and removes it at once.
+ */
+export async function openTap(ifname: string, queues: number, waitMs = 50): Promise<number[]> {
+  const dev = tapDevice(ifname);
+  if (dev === undefined) throw new TapNodeError(`${ifname} has no tap character device in sysfs`);
+  const shared = `/dev/${dev.name}`;
+  let path: string | undefined;
+  const deadline = Date.now() + waitMs;
+  let delay = 0.5;
+  for (;;) {
+    if (rdevMatches(shared, dev.major, dev.minor)) {
+      path = shared;
+      break;
+    }
+    if (Date.now() >= deadline) break;
+    await sleep(delay);
+    delay = Math.min(delay * 2, 10);
+  }
+  let privateNode: string | undefined;
+  if (path === undefined) {
+    privateNode = `/dev/.ontap-${dev.name}-${randomBytes(4).toString('hex')}`;
+    native().mknodChar(privateNode, 0o600, dev.major, dev.minor);
+    path = privateNode;
+  }
+  try {
+    return openQueues(path, queues);
+  } finally {
+    if (privateNode !== undefined) unlinkSync(privateNode);
+  }
+}
+
+/**
+ * IFF_VNET_HDR lets qemu use offloads; IFF_MULTI_QUEUE is set when more than one queue is asked,
+ * as qemu does for its own multi-queue taps. Each open adds one queue.
+ */
+function openQueues(path: string, queues: number): number[] {
+  const fds: number[] = [];
+  const flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (queues > 1 ? IFF_MULTI_QUEUE : 0);
+  try {
+    for (let i = 0; i < queues; i++) {
+      const fd = openSync(path, constants.O_RDWR);
+      fds.push(fd);
+      native().tapSetIff(fd, flags);
+    }
+    return fds;
+  } catch (e) {
+    for (const fd of fds) closeSync(fd);
+    throw e;
+  }
+}

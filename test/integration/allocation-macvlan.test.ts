@@ -1,0 +1,3 @@
+import { allocationSuite } from './allocation-suite.js';
+
+allocationSuite({ vlan: 'macvlan', tap: 'macvtap', defaultMode: 'bridge' });
