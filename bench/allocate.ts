@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNamespaces, sweepStaleNamespaces } from '../test/helpers/netns.js';
-import { TestDaemon, ROOT } from '../test/helpers/ontapd.js';
+import { TestDaemon, ROOT, ONTAP } from '../test/helpers/ontapd.js';
 
 const WORKER = join(ROOT, 'dist/bench/worker.js');
 const scale = Number(process.env.BENCH_SCALE ?? '1');
@@ -52,17 +52,14 @@ async function cniSustained(hostNs: string, clientNs: string, clients: number, t
 }
 
 async function releaseThroughput(ns: string, socket: string, count: number): Promise<{ ms: number; perSecond: number }> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, WORKER, 'hold', socket, 'macvlan', String(count)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out.includes('held\n')) resolve();
-  }));
-  out = '';
-  child.stdin.write('release\n');
-  await new Promise((r) => child.on('exit', r));
-  const r = JSON.parse(out.trim()) as { releaseMs: number };
+  const r = (await worker(ns, ['hold', socket, 'macvlan', String(count)])) as unknown as { releaseMs: number };
   return { ms: r.releaseMs, perSecond: count / (r.releaseMs / 1000) };
+}
+
+/** Waits until ontapd has deleted every device of the previous phase. */
+async function settle(host: string, client: string): Promise<void> {
+  const count = (ns: string): number => (JSON.parse(spawnSync('ip', ['-n', ns, '-j', 'link'], { encoding: 'utf8' }).stdout) as unknown[]).length;
+  while (count(host) > 3 || count(client) > 1) await new Promise((r) => setTimeout(r, 20));
 }
 
 async function main(): Promise<void> {
@@ -76,7 +73,7 @@ async function main(): Promise<void> {
     const wire = nets.add('wire');
     const client = nets.add('client');
     nets.veth(host, 'up0', wire, 'peer0');
-    daemon = new TestDaemon(host, ['up0'], ['--verbosity=warn', '--max-per-uid', '4096']);
+    daemon = new TestDaemon(host, ['up0'], ['--verbosity=info', '--max-per-uid', '4096']);
     await daemon.start();
     const socket = daemon.socket();
     console.log(`bench/allocate on ${process.version}, kernel ${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}, scale ${scale}`);
@@ -85,8 +82,12 @@ async function main(): Promise<void> {
     await worker(client, ['ontap', socket, 'macvlan', '20', '1']);
 
     const rows: Array<[string, number[]]> = [];
-    rows.push(['ontap macvtap (tap fd in hand)', (await worker(client, ['ontap', socket, 'macvtap', String(n(300)), '1'])).lat]);
-    rows.push(['ontap macvlan (in caller netns)', (await worker(client, ['ontap', socket, 'macvlan', String(n(300)), '1'])).lat]);
+    // Round trips hold every lease until the end, so no release (which holds rtnl_lock for a
+    // grace period) overlaps an allocation: that cost shows in the sustained figures below.
+    rows.push(['ontap macvtap (tap fd in hand)', (await worker(client, ['ontap', socket, 'macvtap', String(n(300)), String(n(300))])).lat]);
+    await settle(host, client);
+    rows.push(['ontap macvlan (in caller netns)', (await worker(client, ['ontap', socket, 'macvlan', String(n(300)), String(n(300))])).lat]);
+    await settle(host, client);
     const iplink = await worker(host, ['iplink', 'up0', String(n(100))]);
     rows.push(['ip link add macvtap + open (exec)', iplink.lat]);
     let cni: WorkerResult | undefined;
@@ -111,6 +112,21 @@ async function main(): Promise<void> {
       console.log(`${String(clients).padEnd(10)}${vlanRate.toFixed(0).padStart(14)}/s${tapRate.toFixed(0).padStart(14)}/s${hasCni ? `${cniRate.toFixed(0).padStart(20)}/s` : ''}`);
     }
     if (!hasCni) console.log('(CNI baseline skipped: apt-get install containernetworking-plugins)');
+
+    // What ontap adds in front of every VM or service start: interleaved runs, medians.
+    const starts: Record<string, number[]> = { node: [], ontap: [] };
+    for (let i = 0; i < n(40); i++) {
+      for (const [key, args] of [['node', ['-e', '0']], ['ontap', [ONTAP, '-t', 'macvtap', socket, '--', 'true']]] as const) {
+        const t = process.hrtime.bigint();
+        const r = spawnSync(process.execPath, [...args]);
+        if (r.status !== 0) throw new Error(`${key} exited ${r.status}: ${r.stderr}`);
+        starts[key]!.push(Number(process.hrtime.bigint() - t) / 1000);
+      }
+    }
+    console.log('\nprocess start, median of interleaved runs');
+    console.log(`node -e 0                           ${ms(quantile(starts.node!, 0.5)).padStart(12)}`);
+    console.log(`ontap -t macvtap SOCKET -- true     ${ms(quantile(starts.ontap!, 0.5)).padStart(12)}   (+${ms(quantile(starts.ontap!, 0.5) - quantile(starts.node!, 0.5))})`);
+    await settle(host, client);
 
     const release = await releaseThroughput(client, socket, n(500));
     console.log('\nrelease throughput');

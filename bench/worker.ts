@@ -1,8 +1,8 @@
 /**
  * The client side of bench/allocate, run inside a namespace (`ip netns exec NS node worker.js ...`):
  *   ontap SOCKET TYPE COUNT WINDOW   COUNT allocations, at most WINDOW leases held at once
- *   hold SOCKET TYPE COUNT           hold COUNT leases, close them all on "release\n" from stdin,
- *                                    report how long until the kernel has deleted every device
+ *   hold SOCKET TYPE COUNT           hold COUNT leases, then close them all at once and report
+ *                                    how long until the kernel has deleted every device
  *   iplink UPLINK COUNT              baseline: `ip link add ... type macvtap` + open, per call
  *   cni NETNS COUNT                  baseline: the CNI macvlan plugin, ADD then DEL, per call
  * Prints one JSON line: latencies in microseconds, wall time in ms.
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     const type = b as DeviceType;
     const nsFd = isTapType(type) ? undefined : openSync('/proc/self/ns/net', constants.O_RDONLY);
     const count = Number(c);
-    const window = mode === 'hold' ? count : Number(d);
+    const window = mode === 'hold' ? count + 1 : Number(d);
     const held: number[] = [];
     for (let i = 0; i < count; i++) {
       const t = now();
@@ -41,8 +41,6 @@ async function main(): Promise<void> {
       while (held.length >= window) native().close(held.shift()!);
     }
     if (mode === 'hold') {
-      process.stdout.write('held\n');
-      await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
       const rtnl = RouteSocket.open();
       const t = now();
       for (const fd of held.splice(0)) native().close(fd);

@@ -127,6 +127,8 @@ export interface NativeBinding {
    * setns()es first (a socket belongs to its creator's namespace). CLOEXEC always.
    */
   socketInNetns(nsFd: number, domain: number, type: number, protocol: number, nonblocking: boolean): number;
+  /** Sets IFF_UP on an interface of the calling thread's namespace (ioctl); false if it already was up. */
+  interfaceUp(name: string): boolean;
   /** mknod(2) of a character device node (S_IFCHR | mode). */
   mknodChar(path: string, mode: number, major: number, minor: number): void;
 }

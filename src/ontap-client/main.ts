@@ -8,7 +8,6 @@ import { parseClientArgs, USAGE, UsageError, type ClientArgs } from './args.js';
 import { resolveSocket } from './socket-path.js';
 import { requestDevice, ClientError, type Lease } from './client.js';
 import { resolveCommand, CommandNotFound } from './exec.js';
-import { bringUpLoopback } from './loopback.js';
 
 const CLONE_NEWNET = 0x40000000;
 const CLONE_NEWUTS = 0x04000000;
@@ -111,7 +110,8 @@ function main(): void {
 
   if (!isTapType(args.type)) {
     try {
-      bringUpLoopback();
+      // A new namespace starts with lo down; workloads expect 127.0.0.1 to work.
+      n.interfaceUp('lo');
     } catch (e) {
       log.warn('loopback-down', { error: (e as Error).message });
     }
