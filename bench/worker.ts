@@ -59,7 +59,7 @@ async function main(): Promise<void> {
       const t = now();
       const r = spawnSync('ip', ['link', 'add', 'link', a!, 'name', `bm${i}`, 'group', '77', 'up', 'type', 'macvtap']);
       if (r.status !== 0) throw new Error(`ip link add: ${r.stderr}`);
-      const fds = await openTap(`bm${i}`, 1);
+      const fds = openTap(`bm${i}`, 1);
       lat.push(us(t));
       for (const fd of fds) native().close(fd);
     }

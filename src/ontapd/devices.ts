@@ -187,7 +187,7 @@ export class DeviceFactory {
       disableIpv6(ifname);
       this.rtnl.setLink({ ifname }, { up: true });
       const link = this.rtnl.getLink({ ifname });
-      fds = await openTap(ifname, queues);
+      fds = openTap(ifname, queues);
       const device: Device = {
         info: this.describe(req, ctx, link, undefined, queues), nsid: undefined, netnsFd: undefined, ifindex: link.ifindex, family: familyOf(req.type),
       };

@@ -1,6 +1,5 @@
 import { closeSync, constants, openSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../native/index.js';
 
 // linux/if_tun.h
@@ -49,38 +48,24 @@ function rdevMatches(path: string, major: number, minor: number): boolean {
 }
 
 /**
- * Opens the tap's character device once per queue. /dev/tapN appears asynchronously (devtmpfs or
- * udev) and is named by ifindex, which is unique only within a namespace: a node of that name may
- * belong to another namespace's tap. So the node is used only when its major:minor is ours; else,
- * after a short wait, ontapd makes a private node in /dev (where device nodes may be opened, unlike
- * a nodev /run), opens it and removes it at once.
+ * Opens the tap's character device once per queue. devtmpfs (or udev) creates /dev/tapN
+ * asynchronously, and names it by ifindex, which is unique only within a namespace: a node of
+ * that name may be missing yet or belong to another namespace's tap. So /dev/tapN is used only
+ * when it is already there with our major:minor; otherwise ontapd makes a private node in /dev
+ * (where device nodes may be opened, unlike a nodev /run), opens it and removes it at once,
+ * which costs less than any wait for devtmpfs.
  */
-export async function openTap(ifname: string, queues: number, waitMs = 50): Promise<number[]> {
+export function openTap(ifname: string, queues: number): number[] {
   const dev = tapDevice(ifname);
   if (dev === undefined) throw new TapNodeError(`${ifname} has no tap character device in sysfs`);
   const shared = `/dev/${dev.name}`;
-  let path: string | undefined;
-  const deadline = Date.now() + waitMs;
-  let delay = 0.5;
-  for (;;) {
-    if (rdevMatches(shared, dev.major, dev.minor)) {
-      path = shared;
-      break;
-    }
-    if (Date.now() >= deadline) break;
-    await sleep(delay);
-    delay = Math.min(delay * 2, 10);
-  }
-  let privateNode: string | undefined;
-  if (path === undefined) {
-    privateNode = `/dev/.ontap-${dev.name}-${randomBytes(4).toString('hex')}`;
-    native().mknodChar(privateNode, 0o600, dev.major, dev.minor);
-    path = privateNode;
-  }
+  if (rdevMatches(shared, dev.major, dev.minor)) return openQueues(shared, queues);
+  const privateNode = `/dev/.ontap-${dev.name}-${randomBytes(4).toString('hex')}`;
+  native().mknodChar(privateNode, 0o600, dev.major, dev.minor);
   try {
-    return openQueues(path, queues);
+    return openQueues(privateNode, queues);
   } finally {
-    if (privateNode !== undefined) unlinkSync(privateNode);
+    unlinkSync(privateNode);
   }
 }
 

@@ -9,7 +9,7 @@ import { chmodSync, closeSync, openSync, statSync, writeFileSync, constants } fr
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TestNamespaces, eventually, ip, linksOfKind, links, sweepStaleNamespaces } from '../helpers/netns.js';
-import { TestDaemon, ONTAP, ROOT } from '../helpers/ontapd.js';
+import { TestDaemon, ONTAP, ROOT, clientForAnyUser } from '../helpers/ontapd.js';
 import { RawConnection, exchange } from '../helpers/protocol.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
 import { native } from '../../src/native/index.js';
@@ -30,8 +30,8 @@ interface Run {
 }
 
 /** Runs ontap inside ns (as `ip netns exec` does for any workload). */
-function ontap(ns: string, args: string[], prefix: string[] = []): Run {
-  const r = spawnSync('ip', ['netns', 'exec', ns, ...prefix, process.execPath, ONTAP, ...args], { encoding: 'utf8', timeout: 30000 });
+function ontap(ns: string, args: string[], prefix: string[] = [], client = ONTAP): Run {
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...prefix, process.execPath, client, ...args], { encoding: 'utf8', timeout: 30000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -359,6 +359,32 @@ export function allocationSuite(family: Family): void {
       }
     });
 
+    for (const [option, message] of [['--max-per-uid', /uid 0 holds its maximum of 1 devices/], ['--max-devices', /ontapd holds its maximum of 1 devices/]] as const) {
+      test(`${option} refuses with a limit error until a lease ends`, async () => {
+        // A second ontapd on the same uplink with a tiny cap (no devices are held at this point,
+        // so its start-up reclaim has nothing of the first one's to delete).
+        const capped = new TestDaemon(host, ['up0'], [option, '1']);
+        await capped.start();
+        try {
+          const first = new RawConnection(capped.socket());
+          first.send({ v: 1, op: 'allocate', type: tap });
+          const held = first.receive();
+          assert.equal(held.reply.ok, true, JSON.stringify(held.reply));
+          for (const fd of held.fds) native().close(fd);
+          const { reply } = exchange(capped.socket(), { v: 1, op: 'allocate', type: tap });
+          assert.equal(reply.error.code, 'limit', JSON.stringify(reply));
+          assert.match(reply.error.message, message);
+          first.close();
+          await eventually('the capped lease released', () => linksOfKind(host, tap).length === 0);
+          const again = exchange(capped.socket(), { v: 1, op: 'allocate', type: tap });
+          assert.equal(again.reply.ok, true, JSON.stringify(again.reply));
+        } finally {
+          await capped.stop();
+          capped.removeDir();
+        }
+      });
+    }
+
     test('a vanished uplink is reported as unavailable', async () => {
       nets.veth(host, 'up1', wire, 'peer1');
       const second = new TestDaemon(host, ['up1'], ['--mode', '0666']);
@@ -376,16 +402,18 @@ export function allocationSuite(family: Family): void {
 
     test('permissions: socket mode decides who may connect; non-root may not use ontapd\'s own namespace', () => {
       const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
-      const denied = ontap(host, ['-t', vlan, daemon.socket(), '--', 'true'], nobody);
-      assert.equal(denied.status, 77, denied.stderr);
-      assert.match(denied.stderr, /namespace/);
-      chmodSync(daemon.socket(), 0o600);
+      const copy = clientForAnyUser();
       try {
-        const locked = ontap(client, ['-t', vlan, daemon.socket(), '--', 'true'], nobody);
+        const denied = ontap(host, ['-t', vlan, daemon.socket(), '--', 'true'], nobody, copy.path);
+        assert.equal(denied.status, 77, denied.stderr);
+        assert.match(denied.stderr, /namespace/);
+        chmodSync(daemon.socket(), 0o600);
+        const locked = ontap(client, ['-t', vlan, daemon.socket(), '--', 'true'], nobody, copy.path);
         assert.equal(locked.status, 77, locked.stderr);
         assert.match(locked.stderr, /no permission/);
       } finally {
         chmodSync(daemon.socket(), 0o666);
+        copy.remove();
       }
     });
 
