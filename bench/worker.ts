@@ -18,10 +18,14 @@ import { openTap } from '../src/ontapd/tap.js';
 const now = (): bigint => process.hrtime.bigint();
 const us = (from: bigint): number => Number(now() - from) / 1000;
 
-function allocate(socket: string, type: DeviceType, nsFd: number | undefined): number {
+/** A lease and its tap descriptors, kept like a VM keeps them until it exits. */
+function allocate(socket: string, type: DeviceType, nsFd: number | undefined): number[] {
   const lease = requestDevice(socket, { v: 1, op: 'allocate', type, ...(isTapType(type) ? { queues: 1 } : {}) }, nsFd);
-  for (const fd of lease.tapFds) native().close(fd);
-  return lease.fd;
+  return [lease.fd, ...lease.tapFds];
+}
+
+function release(fds: number[]): void {
+  for (const fd of fds) native().close(fd);
 }
 
 async function main(): Promise<void> {
@@ -33,17 +37,17 @@ async function main(): Promise<void> {
     const nsFd = isTapType(type) ? undefined : openSync('/proc/self/ns/net', constants.O_RDONLY);
     const count = Number(c);
     const window = mode === 'hold' ? count + 1 : Number(d);
-    const held: number[] = [];
+    const held: number[][] = [];
     for (let i = 0; i < count; i++) {
       const t = now();
       held.push(allocate(a!, type, nsFd));
       lat.push(us(t));
-      while (held.length >= window) native().close(held.shift()!);
+      while (held.length >= window) release(held.shift()!);
     }
     if (mode === 'hold') {
       const rtnl = RouteSocket.open();
       const t = now();
-      for (const fd of held.splice(0)) native().close(fd);
+      for (const fds of held.splice(0)) release(fds);
       let polls = 0;
       while (rtnl.dumpLinks().some((l) => l.kind === type)) {
         polls++;
@@ -52,7 +56,7 @@ async function main(): Promise<void> {
       process.stdout.write(JSON.stringify({ releaseMs: us(t) / 1000, count, polls }) + '\n');
       return;
     }
-    for (const fd of held) native().close(fd);
+    for (const fds of held) release(fds);
   } else if (mode === 'iplink') {
     const count = Number(b);
     for (let i = 0; i < count; i++) {

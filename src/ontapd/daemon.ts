@@ -1,4 +1,4 @@
-import { fstatSync, statSync } from 'node:fs';
+import { close, fstatSync, statSync } from 'node:fs';
 import { native, type Poller, type PeerCred } from '../native/index.js';
 import type { RouteSocket } from '../netns/route-socket.js';
 import type { Logger } from '../common/log.js';
@@ -55,6 +55,15 @@ function closeAll(fds: number[]): void {
   for (const fd of fds) {
     try { native().close(fd); } catch { /* already closed */ }
   }
+}
+
+/**
+ * Closes our copies of tap descriptors on the thread pool: when the caller has closed its copies
+ * already, ours is the last reference, and the kernel's tap release waits for an RCU grace
+ * period (synchronize_rcu in tap_put_queue), which must not stall the event loop.
+ */
+function closeTapFds(fds: number[]): void {
+  for (const fd of fds) close(fd, () => undefined);
 }
 
 export class Daemon {
@@ -268,7 +277,7 @@ export class Daemon {
     if (device.netnsFd !== undefined) fds.splice(fds.indexOf(device.netnsFd), 1);
     if (conn.state === 'closed') {
       // The caller went away while we worked: its lease is already over.
-      closeAll(tapFds);
+      closeTapFds(tapFds);
       this.releaseDevice(conn);
       throw new RequestError('internal', 'caller closed the connection during allocation');
     }
@@ -277,11 +286,11 @@ export class Daemon {
       const sent = native().sendmsg(conn.fd, Buffer.from(JSON.stringify(reply)), tapFds, undefined);
       if (sent < 0) throw new Error('reply would block');
     } catch (e) {
-      closeAll(tapFds);
+      closeTapFds(tapFds);
       this.close(conn, 'reply-failed');
       throw new RequestError('internal', `could not send the reply: ${(e as Error).message}`);
     }
-    closeAll(tapFds);
+    closeTapFds(tapFds);
     conn.state = 'leased';
     this.pending--;
     return device;

@@ -1,7 +1,7 @@
 import { writeFileSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { RouteSocket } from '../netns/route-socket.js';
-import { AddrGenMode, type LinkKindData, type Link } from '../netns/types.js';
+import type { LinkKindData, Link } from '../netns/types.js';
 import { native } from '../native/index.js';
 import {
   isIpvlanFamily, isTapType, type AllocateRequest, type DeviceInfo, type DeviceType,
@@ -174,7 +174,6 @@ export class DeviceFactory {
         // The guest's neighbour discovery needs the multicast the uplink receives.
         allmulti: true,
         numQueues: queues,
-        addrGenMode: AddrGenMode.none,
         ...(named ? { alias: req.name! } : {}),
         ...(named && data.kind === 'macvtap' ? { address: stableMac(this.key, req.name!) } : {}),
       });
@@ -183,7 +182,8 @@ export class DeviceFactory {
     }
     let fds: number[] = [];
     try {
-      // The host must not configure addresses on the host side of a guest's tap.
+      // The host must not configure addresses on the host side of a guest's tap: with
+      // disable_ipv6 set before the link goes up, no link-local address is ever generated.
       disableIpv6(ifname);
       this.rtnl.setLink({ ifname }, { up: true });
       const link = this.rtnl.getLink({ ifname });
