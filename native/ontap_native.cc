@@ -844,6 +844,23 @@ Napi::Value Execve(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Runs fn(arg) on a short-lived thread and waits for it. The thread starts with every signal
+// blocked so process signals never land on it; it may setns() freely because it dies afterwards.
+bool RunOnThread(Napi::Env env, void* (*fn)(void*), void* arg) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t thread;
+  int r = pthread_create(&thread, nullptr, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (r != 0) {
+    Throw(env, "pthread_create", r);
+    return false;
+  }
+  pthread_join(thread, nullptr);
+  return true;
+}
+
 struct NetnsWrite {
   int nsFd;
   const char* path;
@@ -897,18 +914,7 @@ Napi::Value WriteFileInNetns(const Napi::CallbackInfo& info) {
       !GetString(info, 2, "writeFileInNetns", "value", &value))
     return env.Undefined();
   NetnsWrite w{nsFd, path.c_str(), &value};
-  // The thread starts with every signal blocked so process signals never land on it.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t thread;
-  int r = pthread_create(&thread, nullptr, NetnsWriteThread, &w);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (r != 0) {
-    Throw(env, "pthread_create", r);
-    return env.Undefined();
-  }
-  pthread_join(thread, nullptr);
+  if (!RunOnThread(env, NetnsWriteThread, &w)) return env.Undefined();
   if (w.failedSyscall != nullptr) {
     Throw(env, w.failedSyscall, w.err,
           std::string(strerrordesc_np(w.err) ? strerrordesc_np(w.err) : "failed") + ": " + path);
@@ -953,17 +959,7 @@ Napi::Value SocketInNetns(const Napi::CallbackInfo& info) {
   bool nonblocking = info.Length() > 4 && info[4].ToBoolean().Value();
   NetnsSocket s{nsFd, static_cast<int>(domain),
                 static_cast<int>(type) | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), static_cast<int>(protocol)};
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t thread;
-  int r = pthread_create(&thread, nullptr, NetnsSocketThread, &s);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (r != 0) {
-    Throw(env, "pthread_create", r);
-    return env.Undefined();
-  }
-  pthread_join(thread, nullptr);
+  if (!RunOnThread(env, NetnsSocketThread, &s)) return env.Undefined();
   if (s.failedSyscall != nullptr) {
     Throw(env, s.failedSyscall, s.err);
     return env.Undefined();
