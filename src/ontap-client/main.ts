@@ -5,9 +5,9 @@ import { ExitCode } from '../common/sysexits.js';
 import { native } from '../native/index.js';
 import { PROTOCOL_VERSION, isTapType, type AllocateRequest, type DeviceInfo } from '../protocol/messages.js';
 import { parseClientArgs, USAGE, UsageError, type ClientArgs } from './args.js';
-import { resolveSocket } from './socket-path.js';
+import { resolveSocket, NoSocketFound } from './socket-path.js';
 import { requestDevice, ClientError, type Lease } from './client.js';
-import { resolveCommand, CommandNotFound } from './exec.js';
+import { resolveCommand, CommandNotFound, CommandNotExecutable } from './exec.js';
 
 const CLONE_NEWNET = 0x40000000;
 const CLONE_NEWUTS = 0x04000000;
@@ -61,13 +61,13 @@ function main(): void {
   try {
     socketPath = resolveSocket(args.socket, process.env);
   } catch (e) {
-    die(ExitCode.usage, (e as Error).message);
+    die(e instanceof NoSocketFound ? ExitCode.unavailable : ExitCode.usage, (e as Error).message);
   }
   let command: string;
   try {
     command = resolveCommand(args.command[0]!, process.env.PATH);
   } catch (e) {
-    die(127, (e as Error).message);
+    die(e instanceof CommandNotExecutable ? 126 : 127, (e as Error).message);
   }
   const n = native();
   try {
@@ -78,8 +78,7 @@ function main(): void {
       n.sethostname(args.name!);
     }
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    die(code === 'EPERM' ? ExitCode.noPerm : ExitCode.osErr, `cannot create a new namespace: ${(e as Error).message} (--netns and --uts need CAP_SYS_ADMIN)`);
+    die(ExitCode.osErr, `cannot create a new namespace: ${(e as Error).message} (--netns and --uts need CAP_SYS_ADMIN)`);
   }
 
   const request: AllocateRequest = { v: PROTOCOL_VERSION, op: 'allocate', type: args.type };

@@ -1,4 +1,4 @@
-import { close, fstatSync, statSync } from 'node:fs';
+import { close, fstatSync, readlinkSync, statSync } from 'node:fs';
 import { native, type Poller, type PeerCred } from '../native/index.js';
 import type { RouteSocket } from '../netns/route-socket.js';
 import type { Logger } from '../common/log.js';
@@ -19,11 +19,13 @@ export interface DaemonLimits {
   maxPerUid: number;
   /** Connections that have not yet sent their request. */
   maxPending: number;
+  /** The same, per uid. */
+  maxPendingPerUid: number;
   /** Milliseconds a connection has to send its request. */
   requestTimeoutMs: number;
 }
 
-export const defaultLimits: DaemonLimits = { maxDevices: 4096, maxPerUid: 256, maxPending: 1024, requestTimeoutMs: 5000 };
+export const defaultLimits: DaemonLimits = { maxDevices: 4096, maxPerUid: 256, maxPending: 1024, maxPendingPerUid: 64, requestTimeoutMs: 5000 };
 
 type ConnState = 'awaiting' | 'allocating' | 'leased' | 'closed';
 
@@ -36,6 +38,7 @@ interface Connection {
   state: ConnState;
   timer: NodeJS.Timeout | undefined;
   device: Device | undefined;
+  refusedExtra: boolean;
 }
 
 interface Port {
@@ -51,11 +54,18 @@ interface UplinkUse {
   count: number;
 }
 
-function closeAll(fds: number[]): void {
-  for (const fd of fds) {
-    try { native().close(fd); } catch { /* already closed */ }
-  }
+/**
+ * Closes descriptors a caller sent. They may be anything (a socket with SO_LINGER and a full
+ * send queue, a FUSE file) whose last close blocks, so never on the event loop.
+ */
+function closeForeign(fds: number[]): void {
+  for (const fd of fds) close(fd, () => undefined);
 }
+
+/** SCM_MAX_FD: the kernel never drops descriptors for lack of room (it would close them on our thread). */
+const MAX_RECEIVED_FDS = 253;
+/** Records read from one connection per readiness callback, so one peer cannot starve the rest. */
+const READS_PER_CALLBACK = 8;
 
 /**
  * Closes our copies of tap descriptors on the thread pool: when the caller has closed its copies
@@ -70,6 +80,8 @@ export class Daemon {
   private readonly ports: Port[] = [];
   private readonly conns = new Map<number, Connection>();
   private readonly perUid = new Map<number, number>();
+  /** Connections per uid that have not finished their request: one user cannot fill the queue. */
+  private readonly pendingPerUid = new Map<number, number>();
   private readonly uplinkUse = new Map<string, UplinkUse>();
   private readonly factory: DeviceFactory;
   readonly releaser: Releaser;
@@ -128,16 +140,19 @@ export class Daemon {
       return;
     }
     const conn: Connection = {
-      id: this.nextId++, fd, port, peer, state: 'awaiting', timer: undefined, device: undefined,
+      id: this.nextId++, fd, port, peer, state: 'awaiting', timer: undefined, device: undefined, refusedExtra: false,
       poller: undefined as unknown as Poller,
     };
-    if (this.stopping || this.pending >= this.limits.maxPending) {
-      this.log.warn('refused', { conn: conn.id, pid: peer.pid, uid: peer.uid, reason: 'too many pending connections' });
-      this.sendError(conn, { code: 'limit', message: 'ontapd is busy: too many connections waiting' });
+    const waitingOfUid = this.pendingPerUid.get(peer.uid) ?? 0;
+    if (this.stopping || this.pending >= this.limits.maxPending || waitingOfUid >= this.limits.maxPendingPerUid) {
+      const reason = waitingOfUid >= this.limits.maxPendingPerUid ? `uid ${peer.uid} has too many connections waiting` : 'too many connections waiting';
+      this.log.warn('refused', { conn: conn.id, pid: peer.pid, uid: peer.uid, reason });
+      this.sendError(conn, { code: 'limit', message: `ontapd is busy: ${reason}` });
       native().close(fd);
       return;
     }
     this.pending++;
+    this.pendingPerUid.set(peer.uid, waitingOfUid + 1);
     this.conns.set(conn.id, conn);
     conn.timer = setTimeout(() => this.onTimeout(conn), this.limits.requestTimeoutMs);
     conn.poller = native().poll(fd, () => this.onReadable(conn));
@@ -151,11 +166,11 @@ export class Daemon {
   }
 
   private onReadable(conn: Connection): void {
-    for (;;) {
+    for (let reads = 0; reads < READS_PER_CALLBACK; reads++) {
       if (conn.state === 'closed') return;
       let r;
       try {
-        r = native().recvmsg(conn.fd, MAX_REQUEST_BYTES, 4);
+        r = native().recvmsg(conn.fd, MAX_REQUEST_BYTES, MAX_RECEIVED_FDS);
       } catch (e) {
         this.close(conn, (e as { code?: string }).code ?? 'recv-error');
         return;
@@ -166,25 +181,29 @@ export class Daemon {
         return;
       }
       if (conn.state !== 'awaiting') {
-        closeAll(r.fds);
-        // The lease stays: only the extra request is refused.
-        this.sendError(conn, { code: 'conflict', message: 'this connection already holds a device; open another connection for another device' });
-        this.log.warn('bad-request', { conn: conn.id, uid: conn.peer.uid, reason: 'second request on one connection' });
+        closeForeign(r.fds);
+        // The lease stays: the first extra request is refused, later ones are dropped unanswered
+        // so that a peer writing in a loop cannot make ontapd reply and log in a loop.
+        if (!conn.refusedExtra) {
+          conn.refusedExtra = true;
+          this.sendError(conn, { code: 'conflict', message: 'this connection already holds a device; open another connection for another device' });
+          this.log.warn('bad-request', { conn: conn.id, uid: conn.peer.uid, reason: 'second request on one connection' });
+        }
         continue;
       }
       if (r.truncated) {
-        closeAll(r.fds);
+        closeForeign(r.fds);
         this.fail(conn, new RequestError('bad-request', `request is ${r.length} bytes, larger than ${MAX_REQUEST_BYTES}`));
         return;
       }
       if (r.controlTruncated) {
-        closeAll(r.fds);
+        closeForeign(r.fds);
         this.fail(conn, new RequestError('bad-request', 'request carried more descriptors than the one netns descriptor allowed'));
         return;
       }
       const parsed = parseRequest(r.data);
       if (!parsed.ok) {
-        closeAll(r.fds);
+        closeForeign(r.fds);
         this.fail(conn, new RequestError(parsed.error.code, parsed.error.message, parsed.error.field));
         return;
       }
@@ -208,7 +227,7 @@ export class Daemon {
         const err = e instanceof RequestError ? e : new RequestError('internal', (e as Error).message ?? String(e));
         this.fail(conn, err);
       })
-      .finally(() => closeAll(fds)); // what the request brought and no lease took
+      .finally(() => closeForeign(fds)); // what the request brought and no lease took
   }
 
   private checkPolicy(conn: Connection, req: AllocateRequest, fds: number[]): number | undefined {
@@ -229,6 +248,10 @@ export class Daemon {
           `uplink ${conn.port.socket.uplink} carries ipvlan devices in mode ${use.mode} ${use.flag}; the mode belongs to the uplink, so every ipvlan on it must use it`, 'mode');
       }
     }
+    if (req.mode === 'passthru' && uid !== 0) {
+      // passthru hands the whole uplink (all its unicast, its MAC, promiscuity) to one device.
+      throw new RequestError('forbidden', 'only root may ask for passthru mode: it takes the whole uplink', 'mode');
+    }
     if (isTapType(req.type)) {
       if (fds.length > 0) throw new RequestError('bad-request', `${req.type} devices stay on the host: send no namespace descriptor`);
       return undefined;
@@ -239,9 +262,16 @@ export class Daemon {
     // (by SO_PEERCRED) is in now. A reused pid in another namespace fails this check.
     let given, actual;
     try {
+      // Only a namespace descriptor is looked at further (fstat of another kind, FUSE, may block);
+      // readlink of /proc/self/fd/N never blocks and names an nsfs file opened at /proc/PID/ns/net
+      // as "net:[INODE]".
+      if (!readlinkSync(`/proc/self/fd/${nsFd}`).startsWith('net:[')) {
+        throw new RequestError('bad-request', 'the descriptor sent is not an open /proc/self/ns/net');
+      }
       given = fstatSync(nsFd, { bigint: true });
       actual = statSync(`/proc/${conn.peer.pid}/ns/net`, { bigint: true });
-    } catch {
+    } catch (e) {
+      if (e instanceof RequestError) throw e;
       throw new RequestError('forbidden', 'cannot verify the caller\'s network namespace (did it exit?)');
     }
     if (given.dev !== actual.dev || given.ino !== actual.ino) {
@@ -288,11 +318,13 @@ export class Daemon {
     } catch (e) {
       closeTapFds(tapFds);
       this.close(conn, 'reply-failed');
+      // close() leaves a device being allocated to allocate(): this one is ours to release.
+      this.releaseDevice(conn);
       throw new RequestError('internal', `could not send the reply: ${(e as Error).message}`);
     }
     closeTapFds(tapFds);
     conn.state = 'leased';
-    this.pending--;
+    this.donePending(conn);
     return device;
   }
 
@@ -346,9 +378,16 @@ export class Daemon {
     }
   }
 
+  private donePending(conn: Connection): void {
+    this.pending--;
+    const n = (this.pendingPerUid.get(conn.peer.uid) ?? 1) - 1;
+    if (n > 0) this.pendingPerUid.set(conn.peer.uid, n);
+    else this.pendingPerUid.delete(conn.peer.uid);
+  }
+
   private close(conn: Connection, reason: string): void {
     if (conn.state === 'closed') return;
-    if (conn.state === 'awaiting' || conn.state === 'allocating') this.pending--;
+    if (conn.state === 'awaiting' || conn.state === 'allocating') this.donePending(conn);
     const wasAllocating = conn.state === 'allocating';
     conn.state = 'closed';
     clearTimeout(conn.timer);

@@ -41,6 +41,12 @@ function isLive(path: string): boolean {
  */
 export function bindPort(dir: string, uplink: string, mode: number, gid: number | undefined): PortSocket {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
+  // Only we may write in the directory: the temporary name below is predictable, and chmod/chown
+  // follow symlinks, so a directory others can write to would let them aim those at any file.
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== process.geteuid?.() || (st.mode & 0o022) !== 0) {
+    throw new ListenerError(`${dir} must be a directory owned by uid ${process.geteuid?.()} that no one else can write to`);
+  }
   const path = portPath(dir, uplink);
   if (existsSync(path)) {
     if (!lstatSync(path).isSocket()) throw new ListenerError(`${path} exists and is not a socket: remove it or choose another --socket-dir`);

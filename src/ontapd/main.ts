@@ -134,9 +134,6 @@ async function main(): Promise<number> {
       log.warn('uplink-missing', { uplink, reason: 'requests fail until it exists' });
     }
   }
-  const reclaimed = daemon.releaser.reclaim(ifindexes);
-  if (reclaimed > 0) log.info('reclaimed', { devices: reclaimed });
-
   const sockets: PortSocket[] = [];
   try {
     for (const uplink of uplinks) {
@@ -148,6 +145,10 @@ async function main(): Promise<number> {
     log.error('listen-failed', { error: (e as Error).message });
     return e instanceof ListenerError ? ExitCode.unavailable : ExitCode.cantCreate;
   }
+  // Reclaim only once our sockets are bound: binding fails when another ontapd serves an uplink,
+  // and that one's devices are live.
+  const reclaimed = daemon.releaser.reclaim(ifindexes);
+  if (reclaimed > 0) log.info('reclaimed', { devices: reclaimed });
   for (const s of sockets) daemon.serve(s);
   await sdNotify(`READY=1\nSTATUS=serving ${uplinks.join(' ')}\nMAINPID=${process.pid}`, log);
 

@@ -37,8 +37,13 @@ export class Releaser {
     try {
       this.rtnl.setLink({ ifindex: device.ifindex, netnsFd: device.netnsFd }, { group: GROUP_RELEASE });
     } catch (e) {
-      // Someone deleted the link: the kernel already did our job.
-      this.log.debug('release-gone', { ifname: device.info.ifname, nsid: device.nsid, errno: (e as { code?: string }).code });
+      const code = (e as { code?: string }).code;
+      if (code === 'ENODEV') {
+        // Someone deleted the link (or moved it away): nothing of ours is left to delete here.
+        this.log.info('release-gone', { ifname: device.info.ifname, nsid: device.nsid });
+      } else {
+        this.log.warn('release-failed', { ifname: device.info.ifname, nsid: device.nsid, error: (e as Error).message });
+      }
       return;
     } finally {
       if (device.netnsFd !== undefined) native().close(device.netnsFd);

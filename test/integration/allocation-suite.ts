@@ -285,13 +285,28 @@ export function allocationSuite(family: Family): void {
         if (field !== undefined) assert.equal(reply.error.field, field, `${what}: ${JSON.stringify(reply)}`);
         assert.ok(reply.error.message.length > 0);
       }
-      // A namespace descriptor that is not the caller's own namespace.
-      const foreign = openSync(`/run/netns/${client}`, constants.O_RDONLY);
+      // A namespace descriptor that is not the caller's own namespace (here: one of a process in
+      // the client namespace, while the caller, this test, is in another).
+      const other = spawn('ip', ['netns', 'exec', client, 'sh', '-c', 'echo started; exec sleep 30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      background.push(other);
+      await waitForLine(other, /^started$/);
+      const foreign = openSync(`/proc/${other.pid}/ns/net`, constants.O_RDONLY);
       try {
         const { reply } = exchange(socket, { v: 1, op: 'allocate', type: vlan }, [foreign]);
         assert.equal(reply.error.code, 'forbidden', JSON.stringify(reply));
+        assert.match(reply.error.message, /not the caller's own network namespace/);
       } finally {
         closeSync(foreign);
+        other.kill('SIGKILL');
+      }
+      // A descriptor that is not a namespace at all is not even looked at.
+      const notNs = openSync('/dev/null', constants.O_RDONLY);
+      try {
+        const { reply } = exchange(socket, { v: 1, op: 'allocate', type: vlan }, [notNs]);
+        assert.equal(reply.error.code, 'bad-request', JSON.stringify(reply));
+        assert.match(reply.error.message, /not an open \/proc\/self\/ns\/net/);
+      } finally {
+        closeSync(notNs);
       }
       // Still serving: a valid request works.
       const r = ontap(client, ['-t', vlan, socket, '--', 'true']);
@@ -407,6 +422,12 @@ export function allocationSuite(family: Family): void {
         const denied = ontap(host, ['-t', vlan, daemon.socket(), '--', 'true'], nobody, copy.path);
         assert.equal(denied.status, 77, denied.stderr);
         assert.match(denied.stderr, /namespace/);
+        if (tap === 'macvtap') {
+          // passthru would hand the whole uplink to one caller.
+          const passthru = ontap(client, ['-t', tap, '--mode', 'passthru', daemon.socket(), '--', 'true'], nobody, copy.path);
+          assert.equal(passthru.status, 77, passthru.stderr);
+          assert.match(passthru.stderr, /only root may ask for passthru/);
+        }
         chmodSync(daemon.socket(), 0o600);
         const locked = ontap(client, ['-t', vlan, daemon.socket(), '--', 'true'], nobody, copy.path);
         assert.equal(locked.status, 77, locked.stderr);
@@ -417,12 +438,13 @@ export function allocationSuite(family: Family): void {
       }
     });
 
-    test('client exit codes: usage 64, unreachable 69, command not found 127', () => {
+    test('client exit codes: usage 64, unreachable 69, not executable 126, not found 127', () => {
       assert.equal(ontap(client, ['-t', 'vxlan', daemon.socket(), '--', 'true']).status, 64);
       assert.equal(ontap(client, ['-n', 'Bad_Name', daemon.socket(), '--', 'true']).status, 64);
       assert.equal(ontap(client, [daemon.socket()]).status, 64);
       assert.equal(ontap(client, ['/nonexistent/port.x', '--', 'true']).status, 69);
       assert.equal(ontap(client, [daemon.socket(), '--', 'no-such-command-ontap']).status, 127);
+      assert.equal(ontap(client, [daemon.socket(), '--', '/etc']).status, 126, 'a directory is not executable');
     });
 
     test('COMMAND keeps its exit status and its pid', () => {
