@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+import { Logger } from '../common/log.js';
+import { ExitCode } from '../common/sysexits.js';
+import { parse, USAGE, UsageError, type ZoneArgs } from './args.js';
+import { ZoneService, ZoneWriteError } from './service.js';
+
+function quantile(values: number[], q: number): number | undefined {
+  if (values.length === 0) return undefined;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+async function main(): Promise<number> {
+  let args: ZoneArgs | 'help' | 'version';
+  try {
+    args = parse(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`ontap-zone: ${e.message}\nTry 'ontap-zone --help'.\n`);
+    return ExitCode.usage;
+  }
+  if (args === 'help') {
+    process.stdout.write(USAGE);
+    return ExitCode.ok;
+  }
+  if (args === 'version') {
+    process.stdout.write('ontap-zone 0.1.0\n');
+    return ExitCode.ok;
+  }
+  const log = new Logger('ontap-zone', args.verbosity);
+  if (process.getuid?.() !== 0) log.warn('not-root', { reason: 'other namespaces\' events need CAP_NET_BROADCAST there, dumps CAP_NET_ADMIN' });
+
+  let fatal: ((e: Error) => void) | undefined;
+  let service: ZoneService;
+  try {
+    service = new ZoneService({
+      zone: args.zone,
+      output: args.output,
+      exec: args.exec,
+      rcvbuf: args.rcvbuf,
+      onFatal: (e) => fatal?.(e),
+    }, log);
+  } catch (e) {
+    log.error('netlink-failed', { error: (e as Error).message });
+    return ExitCode.osErr;
+  }
+  log.info('starting', { domain: args.zone.domain, file: args.output, lan: args.zone.lan.length, ttl: args.zone.ttl, exec: args.exec });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (code: number, why: string): void => {
+      if (stopping) return;
+      stopping = true;
+      service.stop();
+      const p50 = quantile(service.lags, 0.5);
+      const p99 = quantile(service.lags, 0.99);
+      log.info('stopped', {
+        why, writes: service.writer.writes, execs: service.writer.execs, events: service.watch.stats.events,
+        dumps: service.watch.stats.dumps, overruns: service.watch.stats.overruns, resyncs: service.watcher.stats.resyncs,
+        lag_p50_ms: p50?.toFixed(2), lag_p99_ms: p99?.toFixed(2),
+      });
+      resolve(code);
+    };
+    fatal = () => stop(ExitCode.osErr, 'netlink-failed');
+    process.on('SIGTERM', () => stop(ExitCode.ok, 'SIGTERM'));
+    process.on('SIGINT', () => stop(ExitCode.ok, 'SIGINT'));
+    process.on('SIGHUP', () => {
+      log.info('sighup', { action: 'resync' });
+      service.resync('SIGHUP');
+    });
+    service.start().then(
+      () => {
+        if (args.once) stop(ExitCode.ok, 'once');
+        else log.info('serving', { file: args.output, workloads: service.lastPublication?.workloads.length ?? 0 });
+      },
+      (e: unknown) => stop(e instanceof ZoneWriteError ? ExitCode.cantCreate : ExitCode.osErr, (e as Error).message),
+    );
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`ontap-zone: level=error event=fatal error=${JSON.stringify((e as Error).stack ?? String(e))}\n`);
+    process.exit(ExitCode.software);
+  },
+);

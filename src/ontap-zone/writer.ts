@@ -1,0 +1,125 @@
+/**
+ * Writes the zone file atomically (a temporary file in the same directory, fsync, rename) and runs
+ * --exec after each write that changed it. The directory is not fsynced: a crash may bring back the
+ * previous file, never a partial one, and ontap-zone rewrites it from the kernel's state at start
+ * (an fsync of the directory doubled the cost of a write here: 8 ms instead of 4.6 ms for 645 KiB). Identical content is not
+ * rewritten. An exec still running when the next write lands is followed by exactly one more run.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+export interface WriterLog {
+  info(event: string, fields?: Record<string, string | number | boolean | undefined>): void;
+  warn(event: string, fields?: Record<string, string | number | boolean | undefined>): void;
+  debug(event: string, fields?: Record<string, string | number | boolean | undefined>): void;
+}
+
+export interface ExecResult {
+  status: number | null;
+  signal: string | null;
+  ms: number;
+}
+
+/** Atomically replaces `path` with `content`. */
+export function writeAtomic(path: string, content: string | Buffer): void {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.ontap-zone.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w', 0o644);
+  try {
+    try {
+      // writeSync may write less than asked (a file size limit, a full disk): loop until all is
+      // written or the kernel says why not.
+      const bytes = typeof content === 'string' ? Buffer.from(content) : content;
+      for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch { /* not created, or already renamed */ }
+    throw e;
+  }
+}
+
+export class ZoneWriter {
+  private last: string | undefined;
+  private execRunning = false;
+  private execAgain = false;
+  private execDone: Array<() => void> = [];
+  writes = 0;
+  execs = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly exec: string | undefined,
+    private readonly log: WriterLog,
+  ) {
+    try {
+      // A restart with the same state leaves the file (and its mtime, tinydns's SOA serial) alone.
+      this.last = readFileSync(path, 'utf8');
+    } catch {
+      this.last = undefined;
+    }
+  }
+
+  /** Writes unless the file already holds exactly this. Returns whether it wrote. Throws on I/O errors. */
+  write(content: string): boolean {
+    if (content === this.last) return false;
+    writeAtomic(this.path, content);
+    this.last = content;
+    this.writes++;
+    return true;
+  }
+
+  /**
+   * Runs --exec (sh -c, in the file's directory, ONTAP_ZONE_FILE set). Resolves when the run that
+   * covers the latest write has ended; never rejects.
+   */
+  runExec(): Promise<void> {
+    if (this.exec === undefined) return Promise.resolve();
+    const p = new Promise<void>((resolve) => this.execDone.push(resolve));
+    if (this.execRunning) {
+      this.execAgain = true;
+      return p;
+    }
+    this.startExec();
+    return p;
+  }
+
+  get execBusy(): boolean {
+    return this.execRunning;
+  }
+
+  private startExec(): void {
+    const command = this.exec!;
+    const waiting = this.execDone.splice(0);
+    this.execRunning = true;
+    this.execAgain = false;
+    const started = process.hrtime.bigint();
+    const child = spawn('/bin/sh', ['-c', command], {
+      cwd: dirname(this.path),
+      // Its output goes where ours does: stderr, one stream for the journal.
+      stdio: ['ignore', 2, 2],
+      env: { ...process.env, ONTAP_ZONE_FILE: this.path },
+    });
+    let finished = false;
+    const finish = (r: ExecResult): void => {
+      if (finished) return;
+      finished = true;
+      this.execRunning = false;
+      this.execs++;
+      if (r.status === 0) this.log.debug('exec', { status: 0, ms: r.ms.toFixed(1) });
+      else this.log.warn('exec-failed', { command, status: r.status ?? undefined, signal: r.signal ?? undefined, ms: r.ms.toFixed(1) });
+      for (const w of waiting) w();
+      if (this.execAgain) this.startExec();
+    };
+    const ms = (): number => Number(process.hrtime.bigint() - started) / 1e6;
+    child.on('error', (e) => {
+      this.log.warn('exec-failed', { command, error: e.message });
+      finish({ status: null, signal: null, ms: ms() });
+    });
+    child.on('exit', (status, signal) => finish({ status, signal, ms: ms() }));
+  }
+}
