@@ -29,6 +29,8 @@ Options (before or after SOCKET):
       --flag FLAG      ipvlan/ipvtap: bridge (default), private, vepa
       --netns          run COMMAND in a new network namespace (needs CAP_SYS_ADMIN)
       --uts            run COMMAND in a new UTS namespace with hostname NAME (needs -n)
+      --keep-fd N      hand inherited descriptor N on to COMMAND (repeatable); the ones
+                       systemd passed (LISTEN_FDS, LISTEN_PID = this pid) are kept anyway
       --verbosity LVL  ${levels.join('|')} (default warn)
   -h, --help           show this help
       --version        show the version
@@ -54,6 +56,8 @@ export interface ClientArgs {
   flag: string | undefined;
   netns: boolean;
   uts: boolean;
+  /** Inherited descriptors to hand on to COMMAND (Node marks every inherited one close-on-exec). */
+  keepFds: number[];
   verbosity: Level;
   socket: string | undefined;
   command: string[];
@@ -71,6 +75,7 @@ export function parseClientArgs(argv: string[]): Parsed {
   const raw: Record<string, string> = {};
   const flags = new Set<string>();
   const positionals: string[] = [];
+  const keepFds: number[] = [];
   let command: string[] | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -80,6 +85,14 @@ export function parseClientArgs(argv: string[]): Parsed {
     }
     if (arg === '-h' || arg === '--help') return 'help';
     if (arg === '--version') return 'version';
+    if (arg === '--keep-fd' || arg.startsWith('--keep-fd=')) {
+      const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      if (value === undefined || !/^[0-9]+$/.test(value) || Number(value) < 3) {
+        throw new UsageError(`--keep-fd needs a descriptor number of 3 or more, not "${value ?? ''}"`);
+      }
+      keepFds.push(Number(value));
+      continue;
+    }
     if (arg === '--netns' || arg === '--uts') {
       flags.add(arg.slice(2));
       continue;
@@ -124,6 +137,6 @@ export function parseClientArgs(argv: string[]): Parsed {
   if (netns && isTapType(type)) throw new UsageError(`--netns is for ipvlan and macvlan: ${type} devices stay on the host`);
   return {
     type, queues, name: raw.name, mode: raw.mode, flag: raw.flag, netns, uts, verbosity,
-    socket: positionals[0], command,
+    socket: positionals[0], command, keepFds,
   };
 }

@@ -40,6 +40,13 @@ function environment(lease: Lease, args: ClientArgs): string[] {
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
+/** sd_listen_fds(3): descriptors 3.. passed by systemd to this very process. */
+function activationFds(env: NodeJS.ProcessEnv): number[] {
+  if (env.LISTEN_PID === undefined || Number(env.LISTEN_PID) !== process.pid) return [];
+  const count = Number(env.LISTEN_FDS ?? '0');
+  return Number.isInteger(count) && count > 0 && count < 1024 ? Array.from({ length: count }, (_, i) => 3 + i) : [];
+}
+
 function main(): void {
   let args;
   try {
@@ -116,6 +123,16 @@ function main(): void {
     }
   }
   // COMMAND inherits the lease (the connection) and the tap descriptors, nothing else of ours.
+  // Node marked every inherited descriptor close-on-exec at start-up; the ones the caller asked
+  // for, and systemd's socket-activation descriptors (execve keeps the pid, so LISTEN_PID stays
+  // true for COMMAND), are handed on.
+  for (const fd of [...args.keepFds, ...activationFds(process.env)]) {
+    try {
+      n.setCloexec(fd, false);
+    } catch (e) {
+      die(ExitCode.usage, `--keep-fd ${fd}: ${(e as Error).message}`);
+    }
+  }
   n.setCloexec(lease.fd, false);
   for (const fd of lease.tapFds) n.setCloexec(fd, false);
   try {

@@ -272,7 +272,10 @@ export class Daemon {
       actual = statSync(`/proc/${conn.peer.pid}/ns/net`, { bigint: true });
     } catch (e) {
       if (e instanceof RequestError) throw e;
-      throw new RequestError('forbidden', 'cannot verify the caller\'s network namespace (did it exit?)');
+      const code = (e as { code?: string }).code;
+      // EACCES: ontapd may not look at the caller's /proc/PID/ns (no CAP_SYS_PTRACE in a sandbox).
+      throw new RequestError(code === 'ENOENT' ? 'forbidden' : 'internal',
+        code === 'ENOENT' ? 'cannot verify the caller\'s network namespace: it has exited' : `cannot verify the caller's network namespace: ${(e as Error).message}`);
     }
     if (given.dev !== actual.dev || given.ino !== actual.ino) {
       throw new RequestError('forbidden', 'the namespace descriptor is not the caller\'s own network namespace');

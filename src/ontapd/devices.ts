@@ -56,9 +56,13 @@ function explain(e: unknown, req: AllocateRequest, ctx: AllocateContext): Reques
       return new RequestError('unavailable', `this kernel cannot create ${req.type} devices (module missing?)${detail}`, 'type');
     case 'ENODEV':
       return new RequestError('unavailable', `uplink ${ctx.uplink} is gone${detail}`);
+    case 'EADDRINUSE':
+      return new RequestError('conflict',
+        `a device with this workload's address is already on uplink ${ctx.uplink}: is a workload named "${req.name ?? ''}" running already?${detail}`, 'name');
     case 'EPERM':
     case 'EACCES':
-      return new RequestError('internal', `the kernel refused ontapd (${code})${detail}`);
+      // Say which step was refused: a sandbox missing a capability shows up here.
+      return new RequestError('internal', `the kernel refused ontapd: ${(e as Error).message}${detail}`);
     default:
       return new RequestError('internal', `${(e as Error).message ?? String(e)}`);
   }

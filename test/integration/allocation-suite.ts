@@ -343,6 +343,19 @@ export function allocationSuite(family: Family): void {
       await eventually('holder released', () => linksOfKind(client, vlan).length === 0);
     });
 
+    if (vlan === 'macvlan') {
+      test('macvlan: a second running workload with the same name is a conflict (its MAC is taken)', async () => {
+        const holder = ontapBackground(client, ['-t', 'macvlan', '-n', 'twin', daemon.socket(), '--', 'sh', '-c', 'echo started; exec sleep 30']);
+        background.push(holder);
+        await waitForLine(holder, /^started$/);
+        const r = ontap(client, ['-t', 'macvlan', '-n', 'twin', daemon.socket(), '--', 'true']);
+        assert.equal(r.status, 77, r.stderr);
+        assert.match(r.stderr, /workload named "twin" running already/);
+        holder.kill('SIGKILL');
+        await eventually('holder released', () => linksOfKind(client, 'macvlan').length === 0);
+      });
+    }
+
     if (vlan === 'ipvlan') {
       test('ipvlan: a request for another mode than the uplink carries is refused', async () => {
         const holder = ontapBackground(client, ['-t', 'ipvlan', '--mode', 'l3', daemon.socket(), '--', 'sh', '-c', 'echo started; exec sleep 30']);
@@ -445,6 +458,22 @@ export function allocationSuite(family: Family): void {
       assert.equal(ontap(client, ['/nonexistent/port.x', '--', 'true']).status, 69);
       assert.equal(ontap(client, [daemon.socket(), '--', 'no-such-command-ontap']).status, 127);
       assert.equal(ontap(client, [daemon.socket(), '--', '/etc']).status, 126, 'a directory is not executable');
+    });
+
+    test('inherited descriptors reach COMMAND with --keep-fd and as LISTEN_FDS, not otherwise', () => {
+      const script = 'for fd in 7 3; do if [ -e /proc/self/fd/$fd ]; then echo "fd $fd open"; fi; done';
+      const run = (args: string[], env: string[]): Run => {
+        const r = spawnSync('sh', ['-c', `exec 7</dev/null 3</dev/null; exec env ${env.join(' ')} ip netns exec ${client} ${process.execPath} ${ONTAP} ${args.join(' ')} -- sh -c '${script}'`], { encoding: 'utf8' });
+        return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+      };
+      const plain = run(['-t', vlan, daemon.socket()], []);
+      assert.equal(plain.status, 0, plain.stderr);
+      assert.equal(plain.stdout, '', 'nothing inherited leaks through by default');
+      const kept = run(['-t', vlan, '--keep-fd', '7', daemon.socket()], []);
+      assert.equal(kept.stdout, 'fd 7 open\n', kept.stderr);
+      // $$ is the shell that execs env, ip and node in turn: the same pid, as under systemd.
+      const activated = run(['-t', vlan, daemon.socket()], ['LISTEN_FDS=1', 'LISTEN_PID=$$']);
+      assert.equal(activated.stdout, 'fd 3 open\n', activated.stderr);
     });
 
     test('COMMAND keeps its exit status and its pid', () => {

@@ -42,6 +42,7 @@ test('usage errors name the option and the rule', () => {
     [['a', 'b', '--', 'x'], /one SOCKET at most/],
     [['/run/ontap/port.x'], /missing -- COMMAND/],
     [['-t'], /-t needs a value/],
+    [['--keep-fd', '2', '--', 'x'], /--keep-fd needs a descriptor number of 3 or more/],
   ];
   for (const [argv, message] of cases) {
     assert.throws(() => parseClientArgs(argv), (e: unknown) => e instanceof UsageError && message.test(e.message), argv.join(' '));
