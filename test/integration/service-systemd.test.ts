@@ -1,0 +1,264 @@
+/**
+ * The systemd units in systemd/, as far as a host without a running systemd can check them:
+ *  - systemd-analyze verify (and its offline security score) on test-time copies whose binaries
+ *    point at stubs, so a missing /usr/bin/ontapd is not what fails;
+ *  - socket activation: systemd-socket-activate binds the socket the .socket unit names, with the
+ *    name the unit gives it, and starts the .service's ExecStart (the real ontapd) on the first
+ *    connection; ontapd serves the passed socket and sends READY=1 and STOPPING=1;
+ *  - the .service's CapabilityBoundingSet: ontapd under exactly that bounding set serves every
+ *    kind of request, and without any one of those capabilities some request fails.
+ * Real systemd (hardening, DeviceAllow, User=, ...) runs in the VM: service-systemd.vmtest.ts.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestNamespaces, eventually, ip, linksOfKind, sweepStaleNamespaces } from '../helpers/netns.js';
+import { occupyTapNames } from '../helpers/tap-clash.js';
+import { ONTAP, ONTAPD } from '../helpers/ontapd.js';
+import { Background } from '../helpers/background.js';
+import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
+import { UNIT_DIR, boundingSetForSetpriv, expandCommand, instantiate, readUnit, shippedUnits, values } from '../helpers/units.js';
+
+const INSTANCE = 'up0';
+
+/** Test-time copies of every unit: instance names filled in, /usr/bin/ontap* pointing at stubs. */
+function unitCopies(dir: string): string[] {
+  const bin = join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  for (const name of ['ontapd', 'ontap', 'ontap-zone']) {
+    writeFileSync(join(bin, name), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  }
+  const files: string[] = [];
+  const sources = [...shippedUnits().map((f) => join(UNIT_DIR, f)), ...readdirSync(join(UNIT_DIR, 'examples')).filter((f) => f.endsWith('.service')).map((f) => join(UNIT_DIR, 'examples', f))];
+  for (const source of sources) {
+    const base = source.split('/').pop()!;
+    const name = base.replace('@.', `@${INSTANCE}.`);
+    const text = readFileSync(source, 'utf8').replace(/\/usr\/bin\/(ontapd|ontap-zone|ontap)(?=[\s]|$)/gm, (_, b: string) => join(bin, b));
+    writeFileSync(join(dir, name), base.includes('@.') ? instantiate(text, INSTANCE) : text);
+    files.push(join(dir, name));
+  }
+  return files;
+}
+
+describeWhen('systemd units: systemd-analyze', missing([[() => hasCommand('systemd-analyze'), 'needs systemd-analyze (apt-get install systemd)']]), () => {
+  let dir = '';
+  let files: string[] = [];
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ontap-units-'));
+    files = unitCopies(dir);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('every unit and example passes systemd-analyze verify without a single warning', () => {
+    assert.ok(files.some((f) => f.endsWith('ontapd@up0.socket')) && files.some((f) => f.endsWith('ontap-zone.service')));
+    const r = spawnSync('systemd-analyze', ['verify', '--man=no', '--generators=no', ...files], { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    // verify exits 0 on unknown keys, bad system call groups and the like: they are warnings.
+    assert.equal(r.stderr.trim(), '', `systemd-analyze printed:\n${r.stderr}`);
+  });
+
+  test('the services score "OK" or better in systemd-analyze security', (t) => {
+    for (const file of files.filter((f) => f.endsWith('.service'))) {
+      const r = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', file], { cwd: dir, encoding: 'utf8' });
+      const m = /Overall exposure level for \S+: ([0-9.]+) (\S+)/.exec(r.stdout);
+      assert.ok(m, `a score for ${file}: ${r.stdout.slice(-500)} ${r.stderr}`);
+      t.diagnostic(`${file.split('/').pop()}: ${m[1]} ${m[2]}`);
+      assert.ok(Number(m[1]) < 5, `${file} exposure ${m[1]} ${m[2]}`);
+    }
+  });
+
+  test('socket and service agree: the socket is named port.UPLINK, the service is Type=notify', () => {
+    const socket = readUnit('ontapd@.socket', INSTANCE);
+    const service = readUnit('ontapd@.service', INSTANCE);
+    assert.deepEqual(values(socket, 'Socket', 'ListenSequentialPacket'), [`/run/ontap/port.${INSTANCE}`]);
+    assert.deepEqual(values(socket, 'Socket', 'FileDescriptorName'), [`port.${INSTANCE}`]);
+    assert.deepEqual(values(socket, 'Socket', 'SocketGroup'), ['ontap']);
+    assert.deepEqual(values(socket, 'Socket', 'SocketMode'), ['0660']);
+    assert.deepEqual(values(service, 'Service', 'Type'), ['notify']);
+    assert.deepEqual(values(service, 'Unit', 'Requires'), [`ontapd@${INSTANCE}.socket`]);
+  });
+});
+
+const hostReason = missing([
+  [isRoot, 'needs root (network namespaces)'],
+  [() => hasCommand('ip'), 'needs iproute2'],
+  [() => hasCommand('systemd-socket-activate'), 'needs systemd-socket-activate (apt-get install systemd)'],
+  [() => hasCommand('setpriv'), 'needs setpriv (util-linux)'],
+  [() => kernelHasKind('macvlan'), 'this kernel cannot create macvlan devices'],
+  [() => kernelHasKind('macvtap'), 'this kernel cannot create macvtap devices'],
+]);
+
+/** Runs ontap in ns, optionally as another uid; returns its status and output. */
+function ontap(ns: string, args: string[], asUid?: number): { status: number | null; out: string } {
+  const prefix = asUid === undefined ? [] : ['setpriv', `--reuid=${asUid}`, `--regid=${asUid}`, '--clear-groups'];
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...prefix, process.execPath, ONTAP, ...args], { encoding: 'utf8', timeout: 30000 });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+describeWhen('ontapd@.socket + ontapd@.service under systemd-socket-activate', hostReason, () => {
+  const nets = new TestNamespaces();
+  let host = '';
+  let client = '';
+  let dir = '';
+  let activator: Background | undefined;
+  const notices: string[] = [];
+  let notify: { close(): void } | undefined;
+
+  before(async () => {
+    sweepStaleNamespaces();
+    host = nets.add('host');
+    const wire = nets.add('wire');
+    client = nets.add('client');
+    nets.veth(host, 'up0', wire, 'peer0');
+    dir = mkdtempSync(join(tmpdir(), 'ontap-activate-'));
+    chmodSync(dir, 0o755);
+    // The NOTIFY_SOCKET systemd would give the service.
+    const unixDgram = createRequire(import.meta.url)('unix-dgram') as {
+      createSocket(type: 'unix_dgram', listener: (b: Buffer) => void): { bind(path: string): void; close(): void; on(e: string, f: (err: Error) => void): void };
+    };
+    const receiver = unixDgram.createSocket('unix_dgram', (b) => notices.push(b.toString()));
+    receiver.on('error', (e) => notices.push(`error: ${e.message}`));
+    receiver.bind(join(dir, 'notify'));
+    notify = receiver;
+
+    // systemd-socket-activate plays the .socket unit, the .service's ExecStart is what it starts.
+    const socket = readUnit('ontapd@.socket', INSTANCE);
+    const service = readUnit('ontapd@.service', INSTANCE);
+    const listen = values(socket, 'Socket', 'ListenSequentialPacket')[0]!.replace('/run/ontap/', `${dir}/`);
+    const fdname = values(socket, 'Socket', 'FileDescriptorName')[0]!;
+    const command = expandCommand(values(service, 'Service', 'ExecStart')[0]!, {});
+    assert.equal(command[0], '/usr/bin/ontapd');
+    activator = new Background(['ip', 'netns', 'exec', host, 'systemd-socket-activate', '--seqpacket', '-l', listen, `--fdname=${fdname}`,
+      '-E', `NOTIFY_SOCKET=${join(dir, 'notify')}`, process.execPath, ONTAPD, ...command.slice(1)], join(dir, 'activate.log'));
+    await activator.waitFor(/Listening on .*port\.up0/, 'systemd-socket-activate listening');
+  });
+
+  after(async () => {
+    await activator?.kill('SIGKILL');
+    notify?.close();
+    nets.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('ontapd starts on the first connection, serves the passed socket and reports READY=1', async () => {
+    assert.doesNotMatch(activator!.log, /Execing/, 'nothing started before a connection');
+    const r = ontap(client, ['-t', 'macvlan', '-n', 'web', join(dir, 'port.up0'), '--', 'sh', '-c', 'echo "ifname=$ONTAP_IFNAME"']);
+    assert.equal(r.status, 0, `${r.out}\n${activator!.log}`);
+    assert.match(r.out, /ifname=ot[0-9a-f]{4}/);
+    assert.match(activator!.log, /event=serving uplink=up0 socket=fd:3/);
+    await eventually('READY=1 on NOTIFY_SOCKET', () => notices.some((n) => n.startsWith('READY=1')));
+    const ready = notices.find((n) => n.startsWith('READY=1'))!;
+    // ip netns exec, systemd-socket-activate and node exec each other: one pid throughout.
+    assert.match(ready, new RegExp(`^MAINPID=${activator!.pid}$`, 'm'));
+    assert.match(ready, /^STATUS=serving up0$/m);
+    await eventually('the macvlan released', () => linksOfKind(client, 'macvlan').length === 0);
+  });
+
+  test('the same ontapd keeps serving: a macvtap from an unprivileged caller', async () => {
+    // systemd-socket-activate binds with the umask's mode; the unit's SocketMode=0660 with
+    // SocketGroup=ontap is systemd's job, checked in the VM. Open it up for this caller.
+    chmodSync(join(dir, 'port.up0'), 0o666);
+    const r = ontap(client, ['-t', 'macvtap', join(dir, 'port.up0'), '--', 'sh', '-c', 'echo "fd=$ONTAP_FD0"'], 65534);
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, /fd=\d+/);
+    assert.equal(activator!.log.match(/Execing/g)?.length, 1, 'still the first ontapd');
+    await eventually('the macvtap released', () => linksOfKind(host, 'macvtap').length === 0);
+  });
+
+  test('SIGTERM: STOPPING=1, exit 0, and the socket (systemd\'s, not ontapd\'s) is left in place', async () => {
+    const status = await activator!.kill('SIGTERM');
+    assert.equal(status, 0, activator!.log);
+    await eventually('STOPPING=1 on NOTIFY_SOCKET', () => notices.includes('STOPPING=1'));
+    assert.ok(existsSync(join(dir, 'port.up0')), 'the socket file stays: RemoveOnStop= in the .socket unit removes it');
+  });
+});
+
+describeWhen('ontapd@.service: CapabilityBoundingSet is enough, and each capability in it is needed', hostReason, () => {
+  const nets = new TestNamespaces();
+  let host = '';
+  let client = '';
+  let dir = '';
+  const unitCaps = boundingSetForSetpriv(readUnit('ontapd@.service', INSTANCE));
+
+  before(() => {
+    sweepStaleNamespaces();
+    host = nets.add('host');
+    const wire = nets.add('wire');
+    client = nets.add('client');
+    nets.veth(host, 'up0', wire, 'peer0');
+    dir = mkdtempSync(join(tmpdir(), 'ontap-caps-'));
+    chmodSync(dir, 0o755);
+  });
+  after(() => {
+    nets.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A macvtap whose /dev/tapN name is taken (see tap-clash.ts): ifindex in range proves the clash. */
+  function clashingTap(): { status: number | null; out: string; clashed: boolean } {
+    const clash = occupyTapNames(nets, host, 'macvtap');
+    try {
+      const run = ontap(client, ['-t', 'macvtap', join(dir, 'port.up0'), '--', 'sh', '-c', 'echo "ifindex=$ONTAP_IFINDEX"']);
+      const ifindex = Number(/ifindex=(\d+)/.exec(run.out)?.[1] ?? '0');
+      return { ...run, clashed: ifindex >= clash.first && ifindex <= clash.last };
+    } finally {
+      clash.remove();
+    }
+  }
+
+  /** ontapd limited to `caps` (setpriv syntax): which requests succeed, and whether their devices went. */
+  async function serveWith(caps: string): Promise<Record<string, boolean>> {
+    rmSync(join(dir, 'port.up0'), { force: true });
+    const daemon = new Background(['ip', 'netns', 'exec', host, 'setpriv', `--bounding-set=-all,${caps}`, '--inh-caps=-all',
+      process.execPath, ONTAPD, '--socket-dir', dir, '--mode', '0666', '--verbosity=debug', 'up0'], join(dir, `ontapd-${caps}.log`));
+    const leftovers = () => [...linksOfKind(client, 'macvlan'), ...linksOfKind(host, 'macvtap')];
+    const result: Record<string, boolean> = {};
+    try {
+      await daemon.waitFor(/event=serving uplink=up0/, 'ontapd serving');
+      const socket = join(dir, 'port.up0');
+      const ok = (r: { status: number | null; out: string }) => r.status === 0;
+      const tap = clashingTap();
+      assert.ok(tap.status !== 0 || tap.clashed, `the tap's /dev/tapN name really was taken: ${tap.out}`);
+      result['unnamed macvlan, root caller'] = ok(ontap(client, ['-t', 'macvlan', socket, '--', 'true']));
+      result['named macvlan, root caller'] = ok(ontap(client, ['-t', 'macvlan', '-n', 'capa', socket, '--', 'true']));
+      result['macvlan, caller uid 65534'] = ok(ontap(client, ['-t', 'macvlan', socket, '--', 'true'], 65534));
+      result['macvtap, caller uid 65534'] = ok(ontap(client, ['-t', 'macvtap', socket, '--', 'true'], 65534));
+      result['macvtap whose /dev/tapN is taken'] = tap.status === 0;
+    } finally {
+      await daemon.kill('SIGTERM');
+    }
+    // Released as each COMMAND exited, or at the latest when ontapd stopped.
+    result['every device deleted'] = leftovers().length === 0;
+    for (const l of linksOfKind(client, 'macvlan')) ip('-n', client, 'link', 'del', l.ifname);
+    for (const l of linksOfKind(host, 'macvtap')) ip('-n', host, 'link', 'del', l.ifname);
+    return result;
+  }
+
+  test(`with ${unitCaps} every request succeeds`, async () => {
+    const result = await serveWith(unitCaps);
+    assert.deepEqual(Object.entries(result).filter(([, ok]) => !ok).map(([what]) => what), []);
+  });
+
+  // What breaks without each one (the comments in ontapd@.service say why).
+  const expectedFailures: Record<string, string[]> = {
+    '+net_admin': ['unnamed macvlan, root caller', 'named macvlan, root caller', 'macvlan, caller uid 65534', 'macvtap, caller uid 65534', 'macvtap whose /dev/tapN is taken'],
+    // Release of a device in a caller's namespace runs on a socket opened inside it (setns).
+    '+sys_admin': ['named macvlan, root caller', 'every device deleted'],
+    '+sys_ptrace': ['unnamed macvlan, root caller', 'named macvlan, root caller', 'macvlan, caller uid 65534'],
+    '+mknod': ['macvtap whose /dev/tapN is taken'],
+  };
+  test('the unit names exactly the capabilities these tests need', () => {
+    assert.deepEqual(unitCaps.split(',').sort(), Object.keys(expectedFailures).sort());
+  });
+  for (const [cap, failures] of Object.entries(expectedFailures)) {
+    test(`without CAP_${cap.slice(1).toUpperCase()} these fail: ${failures.join('; ')}`, async () => {
+      const without = unitCaps.split(',').filter((c) => c !== cap).join(',');
+      const result = await serveWith(without);
+      assert.deepEqual(Object.entries(result).filter(([, ok]) => !ok).map(([what]) => what), failures);
+    });
+  }
+});
