@@ -5,12 +5,10 @@
  * and powers off. Nothing is mounted from the host: the guest's only way out is its NIC.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { cpioNewc, type CpioEntry } from '../integration/vm/cpio.js';
 import { findHostTools, which, INSTALL_HINT } from '../integration/vm/host.js';
-import { cacheDir, moduleLoadOrder } from '../integration/vm/initramfs.js';
+import { cacheDir, moduleBytes, moduleLoadOrder } from '../integration/vm/initramfs.js';
 import { ensureBootImage } from '../integration/vm/vmlinux.js';
 import { ROOT } from './ontapd.js';
 
@@ -35,16 +33,6 @@ poweroff -f
 
 /** Modules the guest loads: virtio_pci (the PCI transport) and virtio_net with their dependencies. */
 const MODULES = ['virtio_pci', 'virtio_net'];
-
-function moduleFile(path: string): { name: string; data: Buffer } {
-  const base = basename(path);
-  if (base.endsWith('.ko')) return { name: base, data: readFileSync(path) };
-  if (base.endsWith('.ko.gz')) return { name: base.slice(0, -3), data: gunzipSync(readFileSync(path)) };
-  for (const [ext, tool] of [['.ko.xz', 'xz'], ['.ko.zst', 'zstd']] as const) {
-    if (base.endsWith(ext)) return { name: base.slice(0, -ext.length) + '.ko', data: execFileSync(which(tool) ?? tool, ['-dc', path], { maxBuffer: 1 << 28 }) };
-  }
-  throw new Error(`unexpected module file ${path}`);
-}
 
 export interface TinyGuest {
   qemu: string;
@@ -80,7 +68,7 @@ export function buildTinyGuest(dir: string): TinyGuest {
   ];
   const order: string[] = [];
   for (const load of moduleLoadOrder(kernel.version, MODULES)) {
-    const { name, data } = moduleFile(load.path);
+    const { name, data } = moduleBytes(load.path);
     entries.push({ type: 'file', name: `modules/${name}`, data });
     order.push(load.params ? `${name} ${load.params}` : name);
   }

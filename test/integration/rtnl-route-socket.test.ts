@@ -5,7 +5,7 @@
  * Links in A and B hang off U's up0 via IFLA_LINK_NETNSID (U's nsid as seen from A/B) and are
  * created there by IFLA_NET_NS_FD; the host only gains nsids for the test namespaces.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';

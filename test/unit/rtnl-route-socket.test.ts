@@ -13,7 +13,7 @@ import {
 } from '../../src/netns/netlink/index.js';
 import { IFLA, IFINFOMSG_LEN, linkPolicy, NETNSA, nsidPolicy, RTM, RTGENMSG_LEN } from '../../src/netns/rtnl/index.js';
 import { DUMP_RETRIES, RouteSocket } from '../../src/netns/route-socket.js';
-import { ack, done, errorMessage, FakeKernel, message, restamp } from '../fixtures/netlink/fake-kernel.js';
+import { ack, errorMessage, FakeKernel, message, restamp } from '../fixtures/netlink/fake-kernel.js';
 import { loadFixture, metaNumber } from '../fixtures/netlink/load.js';
 
 const linkDump = loadFixture('link-dump');

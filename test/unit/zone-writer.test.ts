@@ -1,13 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ZoneWriter, writeAtomic } from '../../src/ontap-zone/writer.js';
 import { parse, UsageError } from '../../src/ontap-zone/args.js';
 import { ROOT } from '../helpers/ontapd.js';
-import { isRoot } from '../helpers/requirements.js';
 
 const quiet = { debug() {}, info() {}, warn() {} };
 const MAIN = join(ROOT, 'dist/src/ontap-zone/main.js');

@@ -50,7 +50,8 @@ export function moduleLoadOrder(version: string, modules: readonly string[]): Mo
 }
 
 /** A module file's bytes, decompressed if the distribution compresses modules (busybox insmod cannot). */
-function moduleBytes(path: string): { name: string; data: Buffer } {
+/** A module file's name and bytes, decompressed (.ko.gz/.ko.xz/.ko.zst) so busybox insmod can load it. */
+export function moduleBytes(path: string): { name: string; data: Buffer } {
   const data = readFileSync(path);
   const base = basename(path);
   if (base.endsWith('.ko')) return { name: base, data };
