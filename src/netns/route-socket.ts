@@ -32,6 +32,8 @@ export const DUMP_RETRIES = 5;
 const DEFAULT_TIMEOUT_MS = 5000;
 /** Every namespace's loopback device has this ifindex (LOOPBACK_IFINDEX). */
 const LOOPBACK_IFINDEX = 1;
+/** Consecutive absent ids after which dumpNsids stops probing past the kernel's dump. */
+const NSID_PROBE_GAP = 16;
 
 export interface RouteSocketOptions {
   /**
@@ -407,14 +409,31 @@ export class RouteSocket {
     return id;
   }
 
+  /**
+   * Every nsid our namespace has assigned. The kernel's RTM_GETNSID dump (seen on 6.18, and
+   * `ip netns list-id` is cut the same way) ends after its first batch, about 134 ids on a fresh
+   * socket, so the ids above the highest one dumped are probed: the kernel hands out the lowest
+   * free id, so they are dense, and a RTM_GETLINK of a namespace's loopback with that target
+   * nsid succeeds exactly when the id exists. Probing stops after NSID_PROBE_GAP misses in a row.
+   */
   dumpNsids(): Array<{ nsid: number }> {
-    const out: Array<{ nsid: number }> = [];
+    const seen = new Set<number>();
     for (const msg of this.dump('dumpNsids', () => dumpNsidsRequest())) {
       if (msg.header.type !== RTM.NEWNSID) continue;
       const { nsid } = decodeNsid(msg.payload, msg.offset + 16);
-      if (nsid !== undefined) out.push({ nsid });
+      if (nsid !== undefined) seen.add(nsid);
     }
-    return out;
+    let misses = 0;
+    for (let nsid = seen.size === 0 ? 0 : Math.max(...seen) + 1; misses < NSID_PROBE_GAP; nsid++) {
+      try {
+        this.getLink({ ifindex: LOOPBACK_IFINDEX, targetNsid: nsid });
+        seen.add(nsid);
+        misses = 0;
+      } catch {
+        misses++;
+      }
+    }
+    return [...seen].sort((a, b) => a - b).map((nsid) => ({ nsid }));
   }
 
   // --- addresses

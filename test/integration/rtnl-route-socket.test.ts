@@ -164,6 +164,28 @@ describeWhen('RouteSocket against the kernel', reason, () => {
     spaces.destroy();
   });
 
+  test('dumpNsids finds every nsid, also past the kernel\'s truncated dump (~134 ids)', () => {
+    // 200 namespaces with nsids in U, counted by a socket in U (not in the test's own namespace).
+    const names = Array.from({ length: 200 }, (_, i) => `ontap-t-${process.pid}-many${i}`);
+    // Two batches: `netns add` and `netns set` do not mix under `ip -n`.
+    const made = spawnSync('ip', ['-batch', '-'], { input: names.map((n) => `netns add ${n}`).join('\n') + '\n', encoding: 'utf8' });
+    try {
+      assert.equal(made.status, 0, made.stderr);
+      const mapped = spawnSync('ip', ['-n', U, '-batch', '-'], { input: names.map((n) => `netns set ${n} auto`).join('\n') + '\n', encoding: 'utf8' });
+      assert.equal(mapped.status, 0, mapped.stderr);
+      const inU = RouteSocket.open({ netnsFd: fdU, ...(binding ? { binding } : {}) });
+      try {
+        const expected = (JSON.parse(ip('-n', U, '-j', 'netns', 'list-id')) as unknown[]).length;
+        const found = inU.dumpNsids().length;
+        assert.ok(found >= 200, `found ${found} nsids, ip netns list-id shows ${expected}`);
+      } finally {
+        inU.close();
+      }
+    } finally {
+      spawnSync('ip', ['-batch', '-'], { input: names.map((n) => `netns del ${n}`).join('\n') + '\n' });
+    }
+  });
+
   test('ensureNsid assigns once, getNsid and dumpNsids agree', () => {
     const nsidU = rtnl.ensureNsid(fdU);
     nsidA = rtnl.ensureNsid(fdA);
