@@ -69,10 +69,8 @@ async function main(): Promise<void> {
   const nets = new TestNamespaces();
   let daemon: TestDaemon | undefined;
   try {
-    const host = nets.add('host');
-    const wire = nets.add('wire');
+    const { host } = nets.uplink();
     const client = nets.add('client');
-    nets.veth(host, 'up0', wire, 'peer0');
     daemon = new TestDaemon(host, ['up0'], ['--verbosity=info', '--max-per-uid', '4096']);
     await daemon.start();
     const socket = daemon.socket();

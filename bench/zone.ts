@@ -80,9 +80,7 @@ async function main(): Promise<void> {
   const workloads: string[] = [];
   const children: ChildProcess[] = [];
   try {
-    const host = nets.add('host');
-    const wire = nets.add('wire');
-    nets.veth(host, 'up0', wire, 'peer0');
+    const { host } = nets.uplink();
     const kernel = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
     console.log(`bench/zone on ${process.version}, kernel ${kernel}: ${COUNT} namespaces x 4 addresses, ${SAMPLES} samples`);
 

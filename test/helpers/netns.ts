@@ -50,6 +50,17 @@ export class TestNamespaces {
     ip('-n', peerNs, 'link', 'set', peer, 'up');
   }
 
+  /**
+   * The usual test uplink: namespace "host" (where ontapd runs) whose up0 is a veth to peer0 in
+   * namespace "wire" (the network the uplink leads to).
+   */
+  uplink(): { host: string; wire: string } {
+    const host = this.add('host');
+    const wire = this.add('wire');
+    this.veth(host, 'up0', wire, 'peer0');
+    return { host, wire };
+  }
+
   /** Deleting a namespace deletes every device in it; runs even when tests failed. */
   destroy(): void {
     for (const name of this.names.splice(0).reverse()) {

@@ -4,11 +4,11 @@
  * network modules in modprobe's order, and an /init that reports its NIC, asks for a DHCP lease
  * and powers off. Nothing is mounted from the host: the guest's only way out is its NIC.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpioNewc, type CpioEntry } from '../integration/vm/cpio.js';
 import { findHostTools, which, INSTALL_HINT } from '../integration/vm/host.js';
-import { cacheDir, moduleBytes, moduleLoadOrder } from '../integration/vm/initramfs.js';
+import { busyboxEntries, cacheDir, moduleBytes, moduleLoadOrder } from '../integration/vm/initramfs.js';
 import { ensureBootImage } from '../integration/vm/vmlinux.js';
 import { ROOT } from './ontapd.js';
 
@@ -56,16 +56,7 @@ export function buildTinyGuest(dir: string): TinyGuest {
   if ('missing' in found) throw new Error(`tiny guest: missing ${found.missing.join(', ')}`);
   const { qemu, kernel, busybox } = found.tools;
   const boot = ensureBootImage(kernel, cacheDir(ROOT));
-  const entries: CpioEntry[] = [
-    { type: 'dir', name: 'bin' },
-    { type: 'file', name: 'bin/busybox', data: readFileSync(busybox), mode: 0o755 },
-    { type: 'symlink', name: 'bin/sh', target: 'busybox' },
-    { type: 'dir', name: 'dev' },
-    { type: 'char', name: 'dev/console', major: 5, minor: 1, mode: 0o600 },
-    { type: 'dir', name: 'proc' },
-    { type: 'dir', name: 'sys' },
-    { type: 'dir', name: 'modules' },
-  ];
+  const entries: CpioEntry[] = busyboxEntries(busybox);
   const order: string[] = [];
   for (const load of moduleLoadOrder(kernel.version, MODULES)) {
     const { name, data } = moduleBytes(load.path);

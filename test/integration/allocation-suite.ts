@@ -88,10 +88,8 @@ export function allocationSuite(family: Family): void {
 
     before(async () => {
       sweepStaleNamespaces();
-      host = nets.add('host');
-      wire = nets.add('wire');
+      ({ host, wire } = nets.uplink());
       client = nets.add('client');
-      nets.veth(host, 'up0', wire, 'peer0');
       daemon = new TestDaemon(host, ['up0'], ['--mode', '0666']);
       await daemon.start();
     });

@@ -42,10 +42,10 @@ describeWhen('ontap-exec@.service\'s chain: ontap, then setpriv, then the worklo
 
   before(async () => {
     sweepStaleNamespaces();
-    const host = nets.add('host');
-    wire = nets.add('wire');
+    const up = nets.uplink();
+    const host = up.host;
+    wire = up.wire;
     client = nets.add('client');
-    nets.veth(host, 'up0', wire, 'peer0');
     daemon = new TestDaemon(host, ['up0']);
     await daemon.start();
     dir = mkdtempSync(join(tmpdir(), 'ontap-exec-'));

@@ -135,10 +135,8 @@ describeWhen('the commands guix/ontap/services.scm gives the Shepherd, run here'
 
   before(() => {
     sweepStaleNamespaces();
-    host = nets.add('host');
-    wire = nets.add('wire');
+    ({ host, wire } = nets.uplink());
     client = nets.add('client');
-    nets.veth(host, 'up0', wire, 'peer0');
     dir = mkdtempSync(join(tmpdir(), 'ontap-guix-run-'));
     chmodSync(dir, 0o755);
     // The "ontap package": a bin/ with ontap and ontapd.

@@ -116,9 +116,7 @@ describeWhen('runvm boots a guest on a tap device from the real ontapd', missing
 
   before(async () => {
     sweepStaleNamespaces();
-    host = nets.add('host');
-    wire = nets.add('wire');
-    nets.veth(host, 'up0', wire, 'peer0');
+    ({ host, wire } = nets.uplink());
     daemon = new TestDaemon(host, ['up0']);
     await daemon.start();
     dir = mkdtempSync(join(tmpdir(), 'ontap-runvm-'));

@@ -110,10 +110,8 @@ describeWhen('ontapd@.socket + ontapd@.service under systemd-socket-activate', h
 
   before(async () => {
     sweepStaleNamespaces();
-    host = nets.add('host');
-    const wire = nets.add('wire');
+    host = nets.uplink().host;
     client = nets.add('client');
-    nets.veth(host, 'up0', wire, 'peer0');
     dir = mkdtempSync(join(tmpdir(), 'ontap-activate-'));
     chmodSync(dir, 0o755);
     // The NOTIFY_SOCKET systemd would give the service.
@@ -186,10 +184,8 @@ describeWhen('ontapd@.service: CapabilityBoundingSet is enough, and each capabil
 
   before(() => {
     sweepStaleNamespaces();
-    host = nets.add('host');
-    const wire = nets.add('wire');
+    host = nets.uplink().host;
     client = nets.add('client');
-    nets.veth(host, 'up0', wire, 'peer0');
     dir = mkdtempSync(join(tmpdir(), 'ontap-caps-'));
     chmodSync(dir, 0o755);
   });

@@ -53,9 +53,7 @@ describeWhen('systemd units under a real systemd', reason, () => {
 
   before(async () => {
     sweepStaleNamespaces();
-    host = nets.add('host');
-    wire = nets.add('wire');
-    nets.veth(host, 'up0', wire, 'peer0');
+    ({ host, wire } = nets.uplink());
     sd = new SystemdContainer(host);
     sd.write('bin/ontapd', `#!/bin/sh\nexec ${process.execPath} ${ONTAPD} "$@"\n`, 0o755);
     sd.write('bin/ontap', `#!/bin/sh\nexec ${process.execPath} ${ONTAP} "$@"\n`, 0o755);

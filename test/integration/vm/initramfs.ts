@@ -50,6 +50,21 @@ export function moduleLoadOrder(version: string, modules: readonly string[]): Mo
 }
 
 /** A module file's bytes, decompressed if the distribution compresses modules (busybox insmod cannot). */
+/** The skeleton of a busybox initramfs: /bin/sh, /dev/console, mount points, /modules. */
+export function busyboxEntries(busybox: string): CpioEntry[] {
+  return [
+    { type: 'dir', name: 'bin' },
+    { type: 'file', name: 'bin/busybox', data: readFileSync(busybox), mode: 0o755 },
+    { type: 'symlink', name: 'bin/sh', target: 'busybox' },
+    { type: 'dir', name: 'dev' },
+    // The kernel opens /dev/console for PID 1's stdio before anything mounts devtmpfs.
+    { type: 'char', name: 'dev/console', major: 5, minor: 1, mode: 0o600 },
+    { type: 'dir', name: 'proc' },
+    { type: 'dir', name: 'sys' },
+    { type: 'dir', name: 'modules' },
+  ];
+}
+
 /** A module file's name and bytes, decompressed (.ko.gz/.ko.xz/.ko.zst) so busybox insmod can load it. */
 export function moduleBytes(path: string): { name: string; data: Buffer } {
   const data = readFileSync(path);
@@ -114,18 +129,7 @@ export function ensureInitramfs(opts: { kernel: Kernel; busybox: string; initScr
     // not built yet
   }
 
-  const entries: CpioEntry[] = [
-    { type: 'dir', name: 'bin' },
-    { type: 'file', name: 'bin/busybox', data: readFileSync(busybox), mode: 0o755 },
-    { type: 'symlink', name: 'bin/sh', target: 'busybox' },
-    { type: 'dir', name: 'dev' },
-    // The kernel opens /dev/console for PID 1's stdio before anything mounts devtmpfs.
-    { type: 'char', name: 'dev/console', major: 5, minor: 1, mode: 0o600 },
-    { type: 'dir', name: 'proc' },
-    { type: 'dir', name: 'sys' },
-    { type: 'dir', name: 'newroot' },
-    { type: 'dir', name: 'modules' },
-  ];
+  const entries: CpioEntry[] = [...busyboxEntries(busybox), { type: 'dir', name: 'newroot' }];
   const order: string[] = [];
   for (const l of loads) {
     const { name, data } = moduleBytes(l.path);
