@@ -53,7 +53,12 @@ export interface GuestResult {
   totalMs: number;
   /** The last lines of the console (kernel log and init's messages). */
   consoleTail: string;
+  /** The guest kernel reported a soft lockup (seen under TCG: CPUs stuck in the kernel for minutes). */
+  lockup: boolean;
 }
+
+/** A CPU stuck in the guest kernel for over 20 s: that guest will not finish in useful time. */
+const SOFT_LOCKUP = /watchdog: BUG: soft lockup - CPU#\d+ stuck/;
 
 /** Quotes a word for sh. */
 export function shQuote(s: string): string {
@@ -185,6 +190,7 @@ async function boot1(tools: HostTools, boot: { kernel: string; initramfs: string
     guestUptime: undefined,
     totalMs: 0,
     consoleTail: '',
+    lockup: false,
   };
 
   const start = Date.now();
@@ -246,6 +252,12 @@ async function boot1(tools: HostTools, boot: { kernel: string; initramfs: string
     if (c) {
       consoleText = (consoleText + c).slice(-64 * 1024);
       if (job.showConsole) process.stderr.write(c);
+      if (!result.lockup && result.status === undefined && SOFT_LOCKUP.test(consoleText)) {
+        // Stop now rather than at the timeout: the caller may boot again.
+        result.lockup = true;
+        result.failure ??= 'the guest kernel locked up (soft lockup on the console)';
+        kill('SIGKILL');
+      }
     }
     statusText += statusTail.read();
     const lines = statusText.split('\n');
