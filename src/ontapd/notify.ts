@@ -1,19 +1,12 @@
-import { createRequire } from 'node:module';
 import type { Logger } from '../common/log.js';
-
-interface UnixDgramSocket {
-  send(buf: Buffer, offset: number, length: number, path: string, callback?: (err?: Error) => void): void;
-  close(): void;
-  on(event: 'error', listener: (err: Error) => void): void;
-}
-interface UnixDgramModule {
-  createSocket(type: 'unix_dgram'): UnixDgramSocket;
-}
+import { native } from '../native/index.js';
+import { AF_UNIX, SOCK_DGRAM } from '../native/constants.js';
 
 /**
- * sd_notify(3): one datagram to $NOTIFY_SOCKET. unix-dgram does exactly this for filesystem paths;
- * it copies sun_path with strncpy, so abstract sockets ("@...") cannot be reached and are
- * reported instead of silently ignored (systemd itself uses /run/systemd/notify).
+ * sd_notify(3): one datagram to $NOTIFY_SOCKET, through the addon's own socket calls. (unix-dgram
+ * did this before; it needs a native build of its own, which npm 11 skips for dependencies of a
+ * global install, and then READY=1 never reached systemd.) Abstract sockets ("@...") are reported
+ * instead of silently ignored; systemd itself uses /run/systemd/notify.
  */
 export function sdNotify(state: string, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   const path = env.NOTIFY_SOCKET;
@@ -22,20 +15,18 @@ export function sdNotify(state: string, log: Logger, env: NodeJS.ProcessEnv = pr
     log.warn('notify-unsupported', { socket: path, reason: 'abstract NOTIFY_SOCKET is not supported' });
     return Promise.resolve(false);
   }
-  const require = createRequire(import.meta.url);
-  const unix = require('unix-dgram') as UnixDgramModule;
-  const socket = unix.createSocket('unix_dgram');
-  const message = Buffer.from(state);
-  return new Promise((resolve) => {
-    socket.on('error', (err) => {
-      log.warn('notify-failed', { socket: path, error: err.message });
-      socket.close();
-      resolve(false);
-    });
-    socket.send(message, 0, message.length, path, (err) => {
-      if (err) log.warn('notify-failed', { socket: path, error: err.message });
-      socket.close();
-      resolve(!err);
-    });
-  });
+  const n = native();
+  let fd = -1;
+  try {
+    // Non-blocking: a service manager that does not read must not stall the daemon.
+    fd = n.socket(AF_UNIX, SOCK_DGRAM, 0, true);
+    n.connectUnix(fd, path);
+    n.sendmsg(fd, Buffer.from(state), undefined, undefined);
+    return Promise.resolve(true);
+  } catch (e) {
+    log.warn('notify-failed', { socket: path, error: (e as Error).message });
+    return Promise.resolve(false);
+  } finally {
+    if (fd >= 0) n.close(fd);
+  }
 }
