@@ -2,6 +2,8 @@
 import { openSync, closeSync, constants } from 'node:fs';
 import { Logger } from '../common/log.js';
 import { ExitCode } from '../common/sysexits.js';
+import { packageVersion } from '../common/version.js';
+import { addonOrExit } from '../common/addon.js';
 import { native } from '../native/index.js';
 import { PROTOCOL_VERSION, isTapType, type AllocateRequest, type DeviceInfo } from '../protocol/messages.js';
 import { parseClientArgs, USAGE, UsageError, type ClientArgs } from './args.js';
@@ -60,9 +62,10 @@ function main(): void {
     process.exit(ExitCode.ok);
   }
   if (args === 'version') {
-    process.stdout.write('ontap 0.1.0\n');
+    process.stdout.write(`ontap ${packageVersion()}\n`);
     process.exit(ExitCode.ok);
   }
+  addonOrExit('ontap');
   const log = new Logger('ontap', args.verbosity);
   let socketPath: string;
   try {

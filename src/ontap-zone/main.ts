@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Logger } from '../common/log.js';
 import { ExitCode } from '../common/sysexits.js';
+import { packageVersion } from '../common/version.js';
+import { addonOrExit } from '../common/addon.js';
 import { parse, USAGE, UsageError, type ZoneArgs } from './args.js';
 import { ZoneService, ZoneWriteError } from './service.js';
 
@@ -24,9 +26,10 @@ async function main(): Promise<number> {
     return ExitCode.ok;
   }
   if (args === 'version') {
-    process.stdout.write('ontap-zone 0.1.0\n');
+    process.stdout.write(`ontap-zone ${packageVersion()}\n`);
     return ExitCode.ok;
   }
+  addonOrExit('ontap-zone');
   const log = new Logger('ontap-zone', args.verbosity);
   if (process.getuid?.() !== 0) log.warn('not-root', { reason: 'other namespaces\' events need CAP_NET_BROADCAST there, dumps CAP_NET_ADMIN' });
 
@@ -81,7 +84,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (e: unknown) => {
-    process.stderr.write(`ontap-zone: level=error event=fatal error=${JSON.stringify((e as Error).stack ?? String(e))}\n`);
+    new Logger('ontap-zone').error('fatal', { error: (e as Error).stack ?? String(e) });
     process.exit(ExitCode.software);
   },
 );

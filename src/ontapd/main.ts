@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { Logger, isLevel, levels, type Level } from '../common/log.js';
 import { ExitCode } from '../common/sysexits.js';
+import { packageVersion } from '../common/version.js';
+import { addonOrExit } from '../common/addon.js';
 import { RouteSocket } from '../netns/route-socket.js';
 import { Daemon, defaultLimits, type DaemonLimits } from './daemon.js';
 import { bindPort, socketsFromSystemd, unlinkPort, ListenerError, type PortSocket } from './listener.js';
@@ -112,9 +114,10 @@ async function main(): Promise<number> {
     return ExitCode.ok;
   }
   if (config === 'version') {
-    process.stdout.write('ontapd 0.1.0\n');
+    process.stdout.write(`ontapd ${packageVersion()}\n`);
     return ExitCode.ok;
   }
+  addonOrExit('ontapd');
   const log = new Logger('ontapd', config.verbosity);
   const activated = socketsFromSystemd();
   const uplinks = config.uplinks.length > 0 ? config.uplinks : [...activated.keys()];
@@ -174,7 +177,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (e: unknown) => {
-    process.stderr.write(`ontapd: level=error event=fatal error=${JSON.stringify((e as Error).stack ?? String(e))}\n`);
+    new Logger('ontapd').error('fatal', { error: (e as Error).stack ?? String(e) });
     process.exit(ExitCode.software);
   },
 );
