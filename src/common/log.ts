@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 
 export const levels = ['debug', 'info', 'warn', 'error'] as const;
 export type Level = (typeof levels)[number];
@@ -15,15 +15,37 @@ function formatValue(v: string): string {
   return JSON.stringify(v);
 }
 
+/** syslog(3) priorities, for journald's `<N>` line prefix. */
+const PRIORITY: Record<Level, number> = { debug: 7, info: 6, warn: 4, error: 3 };
+
+/**
+ * True when `fd` is the stream systemd connected to the journal: JOURNAL_STREAM holds its
+ * device and inode (systemd.exec(5)). A descriptor merely inherited from such a service, but
+ * redirected, does not match, so a terminal or a file never gets the prefixes.
+ */
+export function isJournalStream(fd: number, env: NodeJS.ProcessEnv = process.env): boolean {
+  const m = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (!m) return false;
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    return st.dev === BigInt(m[1]!) && st.ino === BigInt(m[2]!);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * One line per event, key=value fields, to stderr: journald keeps each line as one entry.
  * Writes are synchronous so nothing is lost when the process execs or exits right after.
  */
 export class Logger {
   private readonly threshold: number;
+  /** Lines start with `<N>` so that journald files them under their priority (journalctl -p). */
+  private readonly journal: boolean;
 
-  constructor(private readonly component: string, level: Level = 'info', private readonly fd = 2) {
+  constructor(private readonly component: string, level: Level = 'info', private readonly fd = 2, env: NodeJS.ProcessEnv = process.env) {
     this.threshold = levels.indexOf(level);
+    this.journal = isJournalStream(fd, env);
   }
 
   enabled(level: Level): boolean {
@@ -37,7 +59,7 @@ export class Logger {
 
   private write(level: Level, event: string, fields: Fields | undefined): void {
     if (!this.enabled(level)) return;
-    let line = `${this.component}: level=${level} event=${event}`;
+    let line = `${this.journal ? `<${PRIORITY[level]}>` : ''}${this.component}: level=${level} event=${event}`;
     if (fields !== undefined) {
       for (const [k, v] of Object.entries(fields)) {
         if (v === undefined || v === null) continue;
