@@ -2,7 +2,7 @@
 // The README's test command: unit and host integration tests with node:test, then the VM suite.
 // File lists are built here because Node 20's directory search treats every .js under a test/
 // directory as a test file.
-import { readdirSync, statSync, existsSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -17,6 +17,32 @@ function collect(dir, out = []) {
 }
 
 const only = process.argv.slice(2);
+
+// Tests that run ontap as another uid or under systemd use it as installed (test/helpers/install.ts):
+// pack and install once for the whole run, into a prefix removed at the end.
+let prefix;
+if (!process.env.ONTAP_TEST_PREFIX) {
+  const { installFresh } = await import('../dist/test/helpers/install.js');
+  const t0 = Date.now();
+  try {
+    prefix = installFresh().prefix;
+  } catch (e) {
+    process.stderr.write(`test: installing the packed project failed: ${e.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`test: installed the packed project into ${prefix} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  process.env.ONTAP_TEST_PREFIX = prefix;
+}
+const removePrefix = () => {
+  if (prefix) rmSync(prefix, { recursive: true, force: true });
+};
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    removePrefix();
+    process.exit(128 + { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal]);
+  });
+}
+
 const suites = only.length > 0 ? only : ['unit', 'integration', 'vm'];
 let status = 0;
 const files = [];
@@ -30,4 +56,5 @@ if (suites.includes('vm') && existsSync('dist/test/integration/vm/run.js')) {
   const r = spawnSync(process.execPath, ['dist/test/integration/vm/run.js', '--suite'], { stdio: 'inherit' });
   if (status === 0) status = r.status ?? 1;
 }
+removePrefix();
 process.exit(status);

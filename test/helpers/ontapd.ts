@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, cpSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,18 +84,4 @@ export class TestDaemon {
   removeDir(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-/**
- * A copy of the client any uid can run: the checkout may live under a directory other users
- * cannot enter (a CI clone under /root, a mktemp directory), and tests run ontap as nobody.
- * Returns the copy's main.js and a function that removes the copy.
- */
-export function clientForAnyUser(): { path: string; remove: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'ontap-t-client-'));
-  cpSync(join(ROOT, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
-  cpSync(join(ROOT, 'build/Release/ontap_native.node'), join(dir, 'build/Release/ontap_native.node'));
-  writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
-  for (const d of [dir, join(dir, 'dist'), join(dir, 'build'), join(dir, 'build/Release')]) chmodSync(d, 0o755);
-  return { path: join(dir, 'dist/src/ontap-client/main.js'), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -5,8 +5,10 @@
  * are only the ones staged here (SYSTEMD_UNIT_PATH), started with systemctl, nothing else.
  *
  * Layout, staged in /tmp/ontap-sd-PID and copied into the container's own /run/ontap-sd:
- *   units/   unit files and drop-ins      bin/   wrappers for /usr/bin/ontap*
+ *   units/   unit files and drop-ins      prefix/   the installed project, bound from the host's
  *   etc/     passwd, group bound over /etc's      services.log   every service's output
+ * The installed project is bound under /run because the units' PrivateTmp= hides /tmp and /var/tmp
+ * and ProtectHome= /root and /home, where the prefix or the checkout may be.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,10 +28,11 @@ export class SystemdContainer {
   /** systemd's pid as seen from outside its PID namespace. */
   pid = -1;
 
-  constructor(readonly netns: string) {
+  /** `prefix`: an installed project (test/helpers/install.ts), visible inside as INSIDE/prefix. */
+  constructor(readonly netns: string, readonly prefix?: string) {
     this.stage = `/tmp/ontap-sd-${process.pid}`;
     rmSync(this.stage, { recursive: true, force: true });
-    for (const d of ['units', 'bin', 'etc']) mkdirSync(join(this.stage, d), { recursive: true, mode: 0o755 });
+    for (const d of ['units', 'etc']) mkdirSync(join(this.stage, d), { recursive: true, mode: 0o755 });
     for (const u of SYSTEM_UNITS) {
       if (existsSync(`/lib/systemd/system/${u}`)) copyFileSync(`/lib/systemd/system/${u}`, join(this.stage, 'units', u));
     }
@@ -60,6 +63,7 @@ mount --make-rprivate /
 mount -t proc proc /proc
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 cp -a ${this.stage} ${INSIDE}
+${this.prefix === undefined ? '' : `mkdir ${INSIDE}/prefix && mount --bind ${this.prefix} ${INSIDE}/prefix`}
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 for f in passwd group; do [ -s ${INSIDE}/etc/$f ] && mount --bind ${INSIDE}/etc/$f /etc/$f; done
 exec env -i container=ontap-test PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\

@@ -9,7 +9,8 @@ import { chmodSync, closeSync, openSync, statSync, writeFileSync, constants } fr
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TestNamespaces, eventually, ip, linksOfKind, links, sweepStaleNamespaces } from '../helpers/netns.js';
-import { TestDaemon, ONTAP, ROOT, clientForAnyUser } from '../helpers/ontapd.js';
+import { TestDaemon, ONTAP, ROOT } from '../helpers/ontapd.js';
+import { installed } from '../helpers/install.js';
 import { RawConnection, exchange } from '../helpers/protocol.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
 import { native } from '../../src/native/index.js';
@@ -30,8 +31,8 @@ interface Run {
 }
 
 /** Runs ontap inside ns (as `ip netns exec` does for any workload). */
-function ontap(ns: string, args: string[], prefix: string[] = [], client = ONTAP): Run {
-  const r = spawnSync('ip', ['netns', 'exec', ns, ...prefix, process.execPath, client, ...args], { encoding: 'utf8', timeout: 30000 });
+function ontap(ns: string, args: string[], prefix: string[] = [], client = [process.execPath, ONTAP]): Run {
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...prefix, ...client, ...args], { encoding: 'utf8', timeout: 30000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -428,24 +429,24 @@ export function allocationSuite(family: Family): void {
 
     test('permissions: socket mode decides who may connect; non-root may not use ontapd\'s own namespace', () => {
       const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
-      const copy = clientForAnyUser();
+      // Another uid runs ontap as installed: it may not be able to enter the checkout.
+      const asInstalled = [installed().bin('ontap')];
       try {
-        const denied = ontap(host, ['-t', vlan, daemon.socket(), '--', 'true'], nobody, copy.path);
+        const denied = ontap(host, ['-t', vlan, daemon.socket(), '--', 'true'], nobody, asInstalled);
         assert.equal(denied.status, 77, denied.stderr);
         assert.match(denied.stderr, /namespace/);
         if (tap === 'macvtap') {
           // passthru would hand the whole uplink to one caller.
-          const passthru = ontap(client, ['-t', tap, '--mode', 'passthru', daemon.socket(), '--', 'true'], nobody, copy.path);
+          const passthru = ontap(client, ['-t', tap, '--mode', 'passthru', daemon.socket(), '--', 'true'], nobody, asInstalled);
           assert.equal(passthru.status, 77, passthru.stderr);
           assert.match(passthru.stderr, /only root may ask for passthru/);
         }
         chmodSync(daemon.socket(), 0o600);
-        const locked = ontap(client, ['-t', vlan, daemon.socket(), '--', 'true'], nobody, copy.path);
+        const locked = ontap(client, ['-t', vlan, daemon.socket(), '--', 'true'], nobody, asInstalled);
         assert.equal(locked.status, 77, locked.stderr);
         assert.match(locked.stderr, /no permission/);
       } finally {
         chmodSync(daemon.socket(), 0o666);
-        copy.remove();
       }
     });
 

@@ -1,7 +1,7 @@
 /**
  * The systemd units in systemd/, as far as a host without a running systemd can check them:
  *  - systemd-analyze verify (and its offline security score) on test-time copies whose binaries
- *    point at stubs, so a missing /usr/bin/ontapd is not what fails;
+ *    point at stubs, so a missing ontapd on systemd's search path is not what fails;
  *  - socket activation: systemd-socket-activate binds the socket the .socket unit names, with the
  *    name the unit gives it, and starts the .service's ExecStart (the real ontapd) on the first
  *    connection; ontapd serves the passed socket and sends READY=1 and STOPPING=1;
@@ -13,19 +13,19 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestNamespaces, eventually, ip, linksOfKind, sweepStaleNamespaces } from '../helpers/netns.js';
 import { occupyTapNames } from '../helpers/tap-clash.js';
-import { ONTAP, ONTAPD } from '../helpers/ontapd.js';
+import { installed } from '../helpers/install.js';
+import { NotifyReceiver } from '../helpers/notify-receiver.js';
 import { Background } from '../helpers/background.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
 import { UNIT_DIR, boundingSetForSetpriv, expandCommand, instantiate, readUnit, shippedUnits, values } from '../helpers/units.js';
 
 const INSTANCE = 'up0';
 
-/** Test-time copies of every unit: instance names filled in, /usr/bin/ontap* pointing at stubs. */
+/** Test-time copies of every unit: instance names filled in, ExecStart=ontap* pointing at stubs. */
 function unitCopies(dir: string): string[] {
   const bin = join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
@@ -37,7 +37,7 @@ function unitCopies(dir: string): string[] {
   for (const source of sources) {
     const base = source.split('/').pop()!;
     const name = base.replace('@.', `@${INSTANCE}.`);
-    const text = readFileSync(source, 'utf8').replace(/\/usr\/bin\/(ontapd|ontap-zone|ontap)(?=[\s]|$)/gm, (_, b: string) => join(bin, b));
+    const text = readFileSync(source, 'utf8').replace(/^ExecStart=(ontapd|ontap-zone|ontap)(?=\s)/gm, (_, b: string) => `ExecStart=${join(bin, b)}`);
     writeFileSync(join(dir, name), base.includes('@.') ? instantiate(text, INSTANCE) : text);
     files.push(join(dir, name));
   }
@@ -95,7 +95,7 @@ const hostReason = missing([
 /** Runs ontap in ns, optionally as another uid; returns its status and output. */
 function ontap(ns: string, args: string[], asUid?: number): { status: number | null; out: string } {
   const prefix = asUid === undefined ? [] : ['setpriv', `--reuid=${asUid}`, `--regid=${asUid}`, '--clear-groups'];
-  const r = spawnSync('ip', ['netns', 'exec', ns, ...prefix, process.execPath, ONTAP, ...args], { encoding: 'utf8', timeout: 30000 });
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...prefix, installed().bin('ontap'), ...args], { encoding: 'utf8', timeout: 30000 });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -105,8 +105,8 @@ describeWhen('ontapd@.socket + ontapd@.service under systemd-socket-activate', h
   let client = '';
   let dir = '';
   let activator: Background | undefined;
-  const notices: string[] = [];
-  let notify: { close(): void } | undefined;
+  let notify: NotifyReceiver | undefined;
+  const notices = (): string[] => notify?.messages ?? [];
 
   before(async () => {
     sweepStaleNamespaces();
@@ -115,13 +115,7 @@ describeWhen('ontapd@.socket + ontapd@.service under systemd-socket-activate', h
     dir = mkdtempSync(join(tmpdir(), 'ontap-activate-'));
     chmodSync(dir, 0o755);
     // The NOTIFY_SOCKET systemd would give the service.
-    const unixDgram = createRequire(import.meta.url)('unix-dgram') as {
-      createSocket(type: 'unix_dgram', listener: (b: Buffer) => void): { bind(path: string): void; close(): void; on(e: string, f: (err: Error) => void): void };
-    };
-    const receiver = unixDgram.createSocket('unix_dgram', (b) => notices.push(b.toString()));
-    receiver.on('error', (e) => notices.push(`error: ${e.message}`));
-    receiver.bind(join(dir, 'notify'));
-    notify = receiver;
+    notify = new NotifyReceiver(join(dir, 'notify'));
 
     // systemd-socket-activate plays the .socket unit, the .service's ExecStart is what it starts.
     const socket = readUnit('ontapd@.socket', INSTANCE);
@@ -129,9 +123,9 @@ describeWhen('ontapd@.socket + ontapd@.service under systemd-socket-activate', h
     const listen = values(socket, 'Socket', 'ListenSequentialPacket')[0]!.replace('/run/ontap/', `${dir}/`);
     const fdname = values(socket, 'Socket', 'FileDescriptorName')[0]!;
     const command = expandCommand(values(service, 'Service', 'ExecStart')[0]!, {});
-    assert.equal(command[0], '/usr/bin/ontapd');
+    assert.equal(command[0], 'ontapd');
     activator = new Background(['ip', 'netns', 'exec', host, 'systemd-socket-activate', '--seqpacket', '-l', listen, `--fdname=${fdname}`,
-      '-E', `NOTIFY_SOCKET=${join(dir, 'notify')}`, process.execPath, ONTAPD, ...command.slice(1)], join(dir, 'activate.log'));
+      '-E', `NOTIFY_SOCKET=${join(dir, 'notify')}`, installed().bin('ontapd'), ...command.slice(1)], join(dir, 'activate.log'));
     await activator.waitFor(/Listening on .*port\.up0/, 'systemd-socket-activate listening');
   });
 
@@ -148,8 +142,8 @@ describeWhen('ontapd@.socket + ontapd@.service under systemd-socket-activate', h
     assert.equal(r.status, 0, `${r.out}\n${activator!.log}`);
     assert.match(r.out, /ifname=ot[0-9a-f]{4}/);
     assert.match(activator!.log, /event=serving uplink=up0 socket=fd:3/);
-    await eventually('READY=1 on NOTIFY_SOCKET', () => notices.some((n) => n.startsWith('READY=1')));
-    const ready = notices.find((n) => n.startsWith('READY=1'))!;
+    await eventually('READY=1 on NOTIFY_SOCKET', () => notices().some((n) => n.startsWith('READY=1')));
+    const ready = notices().find((n) => n.startsWith('READY=1'))!;
     // ip netns exec, systemd-socket-activate and node exec each other: one pid throughout.
     assert.match(ready, new RegExp(`^MAINPID=${activator!.pid}$`, 'm'));
     assert.match(ready, /^STATUS=serving up0$/m);
@@ -170,7 +164,7 @@ describeWhen('ontapd@.socket + ontapd@.service under systemd-socket-activate', h
   test('SIGTERM: STOPPING=1, exit 0, and the socket (systemd\'s, not ontapd\'s) is left in place', async () => {
     const status = await activator!.kill('SIGTERM');
     assert.equal(status, 0, activator!.log);
-    await eventually('STOPPING=1 on NOTIFY_SOCKET', () => notices.includes('STOPPING=1'));
+    await eventually('STOPPING=1 on NOTIFY_SOCKET', () => notices().includes('STOPPING=1'));
     assert.ok(existsSync(join(dir, 'port.up0')), 'the socket file stays: RemoveOnStop= in the .socket unit removes it');
   });
 });
@@ -210,7 +204,7 @@ describeWhen('ontapd@.service: CapabilityBoundingSet is enough, and each capabil
   async function serveWith(caps: string): Promise<Record<string, boolean>> {
     rmSync(join(dir, 'port.up0'), { force: true });
     const daemon = new Background(['ip', 'netns', 'exec', host, 'setpriv', `--bounding-set=-all,${caps}`, '--inh-caps=-all',
-      process.execPath, ONTAPD, '--socket-dir', dir, '--mode', '0666', '--verbosity=debug', 'up0'], join(dir, `ontapd-${caps}.log`));
+      installed().bin('ontapd'), '--socket-dir', dir, '--mode', '0666', '--verbosity=debug', 'up0'], join(dir, `ontapd-${caps}.log`));
     const leftovers = () => [...linksOfKind(client, 'macvlan'), ...linksOfKind(host, 'macvtap')];
     const result: Record<string, boolean> = {};
     try {

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { vmOnly } from './vm/guest.js';
 import { TestNamespaces, eventually, linksOfKind, sweepStaleNamespaces } from '../helpers/netns.js';
 import { occupyTapNames } from '../helpers/tap-clash.js';
-import { ONTAP, ONTAPD } from '../helpers/ontapd.js';
+import { installed } from '../helpers/install.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
 import { INSIDE, SystemdContainer } from '../helpers/systemd-container.js';
 import { UNIT_DIR, boundingSetForSetpriv, capabilityMask, readUnit } from '../helpers/units.js';
@@ -38,11 +38,9 @@ const reason = vmOnly || missing([
   [() => kernelHasKind('ipvlan') && kernelHasKind('ipvtap'), 'needs ipvlan and ipvtap'],
 ]);
 
-/** A unit file from systemd/ with the binaries pointed at the staged wrappers. */
+/** A unit file from systemd/ with its commands pointed at the installed project, as bound inside. */
 function unitText(path: string): string {
-  return readFileSync(join(UNIT_DIR, path), 'utf8')
-    .replace(/\/usr\/bin\/ontapd\b/g, `${INSIDE}/bin/ontapd`)
-    .replace(/\/usr\/bin\/ontap(?=\s)/g, `${INSIDE}/bin/ontap`);
+  return readFileSync(join(UNIT_DIR, path), 'utf8').replace(/^ExecStart=(ontapd|ontap)(?=\s)/gm, (_, c: string) => `ExecStart=${INSIDE}/prefix/bin/${c}`);
 }
 
 describeWhen('systemd units under a real systemd', reason, () => {
@@ -54,9 +52,7 @@ describeWhen('systemd units under a real systemd', reason, () => {
   before(async () => {
     sweepStaleNamespaces();
     ({ host, wire } = nets.uplink());
-    sd = new SystemdContainer(host);
-    sd.write('bin/ontapd', `#!/bin/sh\nexec ${process.execPath} ${ONTAPD} "$@"\n`, 0o755);
-    sd.write('bin/ontap', `#!/bin/sh\nexec ${process.execPath} ${ONTAP} "$@"\n`, 0o755);
+    sd = new SystemdContainer(host, installed().prefix);
     for (const unit of ['ontapd@.socket', 'ontapd@.service', 'ontap-exec@.service']) sd.write(`units/${unit}`, unitText(unit));
     const httpd = `/bin/busybox httpd -f -p 80 -h ${INSIDE}/www`;
     // /etc/ontap/exec/arroyocc.conf, staged elsewhere: /etc is the host's, read-only.
@@ -144,7 +140,7 @@ describeWhen('systemd units under a real systemd', reason, () => {
   test('ipvtaps through DevicePolicy=closed + DeviceAllow=, also when /dev/tapN is another namespace\'s (mknod)', () => {
     // A root client in systemd's mount namespace (where /run/ontap is), in the guest's network namespace.
     const ontap = (): { status: number | null; out: string } => {
-      const r = sd.exec([`${INSIDE}/bin/ontap`, '-t', 'ipvtap', '-m', '2', '/run/ontap/port.up0', '--', 'sh', '-c', 'echo "ifindex=$ONTAP_IFINDEX fds=$ONTAP_FD0,$ONTAP_FD1"']);
+      const r = sd.exec([`${INSIDE}/prefix/bin/ontap`, '-t', 'ipvtap', '-m', '2', '/run/ontap/port.up0', '--', 'sh', '-c', 'echo "ifindex=$ONTAP_IFINDEX fds=$ONTAP_FD0,$ONTAP_FD1"']);
       return { status: r.status, out: r.stdout + r.stderr };
     };
     const plain = ontap();
@@ -180,7 +176,7 @@ describeWhen('systemd units under a real systemd', reason, () => {
     sd.sync('units/ontapd@up0.service.d');
     assert.equal(sd.systemctl(['daemon-reload']).status, 0);
     assert.equal(sd.systemctl(['start', 'ontapd@up0.socket']).status, 0);
-    const r = sd.exec([`${INSIDE}/bin/ontap`, '-t', 'ipvtap', '/run/ontap/port.up0', '--', 'true']);
+    const r = sd.exec([`${INSIDE}/prefix/bin/ontap`, '-t', 'ipvtap', '/run/ontap/port.up0', '--', 'true']);
     assert.notEqual(r.status, 0, 'refused');
     // ontapd's line does not say what was refused: opening /dev/tapN (see docs/services.md).
     assert.match(sd.services, /event=request-failed .*error="the kernel refused ontapd: EPERM: operation not permitted, open '\/dev\/(\.ontap-)?tap/);

@@ -4,7 +4,8 @@
 # Stage 1 (the initramfs): mount proc, sys, devtmpfs; insmod the virtio/9p modules listed in
 # /modules/order; mount the host's root (9p tag "hostroot", read-only) on /newroot; copy the job file
 # (its host path is in $ontap_job, from the kernel command line) before a tmpfs hides /tmp; tmpfs
-# on /newroot/run and /newroot/tmp; switch_root into the host's root.
+# on /newroot/run and /newroot/tmp; the job's shares (host directories such as the checkout, from
+# the "shares" file beside the job) mounted at their own paths; switch_root into the host's root.
 #
 # Stage 2 (PID 1 in the host's root, still this script run by a copy of busybox in /run/ontap-vm):
 # devpts, /dev/shm, lo up, modprobe the modules the tests need (PID 1's root is now the host's, so
@@ -51,8 +52,19 @@ stage1() {
     hostroot /newroot || die "mounting the host's root over 9p failed"
   [ -n "${ontap_job:-}" ] && [ -f "/newroot$ontap_job" ] || die "job file ${ontap_job:-(none)} not found"
   $BB cp "/newroot$ontap_job" /job || die "copying the job file failed"
+  # Beside the job, read before a tmpfs hides it: "TAG PATH" per line.
+  if [ -f "/newroot${ontap_job%/*}/shares" ]; then $BB cp "/newroot${ontap_job%/*}/shares" /shares || die "copying the shares failed"; fi
   $BB mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /newroot/run || die "tmpfs on /run failed"
   $BB mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /newroot/tmp || die "tmpfs on /tmp failed"
+  # The host directories the job needs (the checkout, the installed project), at their own paths:
+  # they may be under /tmp or /run, which are the guest's own now.
+  if [ -f /shares ]; then
+    while read -r tag path; do
+      $BB mkdir -p "/newroot$path" || die "mkdir $path for share $tag failed"
+      $BB mount -t 9p -o "trans=virtio,version=9p2000.L,ro,msize=${ontap_msize:-524288},cache=${ontap_cache:-loose}" \
+        "$tag" "/newroot$path" || die "mounting $path ($tag) over 9p failed"
+    done </shares
+  fi
   $BB mkdir -p /newroot/run/ontap-vm
   $BB cp /bin/busybox /init /job /newroot/run/ontap-vm/ || die "copying to /run/ontap-vm failed"
   log "stage 1: host root mounted, switching to it"

@@ -20,6 +20,8 @@ export interface GuestJob {
   /** argv of the command, run with cwd in the guest. */
   argv: string[];
   cwd: string;
+  /** Host directories mounted (read-only) at the same paths in the guest, over its own /tmp and /run too. */
+  shares: string[];
   /** Exported in the guest before the command runs. */
   env: Record<string, string>;
   /** Loaded with modprobe in the guest before the command runs. */
@@ -59,6 +61,23 @@ export interface GuestResult {
 
 /** A CPU stuck in the guest kernel for over 20 s: that guest will not finish in useful time. */
 const SOFT_LOCKUP = /watchdog: BUG: soft lockup - CPU#\d+ stuck/;
+
+/**
+ * The directories to share so that every path in `paths` is visible in the guest: each one's
+ * outermost directory not already covered by another (a checkout and its cwd are one share).
+ * A string is the reason a path cannot be shared.
+ */
+export function guestShares(paths: string[]): string[] | string {
+  const dirs = [...new Set(paths.map((p) => p.replace(/\/+$/, '') || '/'))].sort((a, b) => a.length - b.length);
+  const out: string[] = [];
+  for (const d of dirs) {
+    // qemu's option syntax (a comma), the share list's (a newline) and the kernel's (white space).
+    if (/[,\s]/.test(d)) return `${d}: a path with a comma or white space cannot be shared with the guest`;
+    if (d === '/') continue;
+    if (!out.some((o) => d === o || d.startsWith(`${o}/`))) out.push(d);
+  }
+  return out;
+}
 
 /** Quotes a word for sh. */
 export function shQuote(s: string): string {
@@ -135,6 +154,8 @@ async function boot1(tools: HostTools, boot: { kernel: string; initramfs: string
   const statusPath = join(dir, 'status');
   const watchdog = job.timeoutSeconds > 0 ? job.timeoutSeconds + 60 : 0;
   writeFileSync(jobPath, jobScript(job, watchdog, process.stdout.rows || 24, process.stdout.columns || 80));
+  // Read by guest-init.sh's stage 1, beside the job: "TAG PATH" per line.
+  writeFileSync(join(dir, 'shares'), job.shares.map((p, i) => `share${i} ${p}\n`).join(''));
 
   const append = [
     'console=ttyS0',
@@ -169,6 +190,7 @@ async function boot1(tools: HostTools, boot: { kernel: string; initramfs: string
     '-initrd', boot.initramfs,
     '-append', append.join(' '),
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    ...job.shares.flatMap((p, i) => ['-virtfs', `local,path=${p},mount_tag=share${i},security_model=none,readonly=on,multidevs=remap`]),
     '-chardev', `file,id=con,path=${consolePath}`,
     '-serial', 'chardev:con',
     '-chardev', out,

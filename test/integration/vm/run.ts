@@ -12,9 +12,10 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { installed, type Installation } from '../../helpers/install.js';
 import { INSTALL_HINT, findHostTools } from './host.js';
 import { cacheDir, ensureInitramfs } from './initramfs.js';
-import { runGuest, type GuestJob } from './qemu.js';
+import { guestShares, runGuest, type GuestJob } from './qemu.js';
 import { ensureBootImage } from './vmlinux.js';
 
 /** The checkout: this file is <root>/dist/test/integration/vm/run.js. */
@@ -102,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
   // Test runs start in the checkout (visible at the same path in the guest); commands where we are.
   let cwd = ROOT;
   let interactive = false;
+  let runsTests = true;
   if (argv.length === 0 || (argv.length === 1 && argv[0] === '--suite')) {
     const files = vmTestFiles();
     if (files.length === 0) {
@@ -122,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
     } else {
       command = argv.length === 1 && /\s/.test(argv[0]!) ? ['sh', '-c', argv[0]!] : argv;
       cwd = process.cwd();
+      runsTests = false;
       what = command.join(' ');
       interactive = terminal;
     }
@@ -135,11 +138,22 @@ export async function main(argv: string[]): Promise<number> {
     interactive = true;
   }
 
-  for (const p of new Set([ROOT, cwd])) {
-    if (p === '/tmp' || p.startsWith('/tmp/') || p === '/run' || p.startsWith('/run/')) {
-      process.stderr.write(`vm: ${p} is hidden in the guest (tmpfs on /tmp and /run): use a checkout elsewhere\n`);
+  // What the guest needs of the host besides its root, shared at the same paths (the guest's /tmp
+  // and /run are its own, and a checkout or prefix may be there): the checkout, the installed
+  // project the tests use, and the directory a command runs in.
+  let installation: Installation | undefined;
+  if (runsTests) {
+    try {
+      installation = installed();
+    } catch (e) {
+      process.stderr.write(`vm: installing the packed project failed: ${(e as Error).message}\n`);
       return 1;
     }
+  }
+  const shares = guestShares([ROOT, cwd, ...(installation ? [installation.prefix] : [])]);
+  if (typeof shares === 'string') {
+    process.stderr.write(`vm: ${shares}\n`);
+    return 1;
   }
 
   const env: Record<string, string> = {};
@@ -153,9 +167,11 @@ export async function main(argv: string[]): Promise<number> {
   env.ONTAP_IN_VM = '1';
 
   const extra = (process.env.ONTAP_VM_MODULES ?? '').split(/[\s,]+/).filter((m) => m !== '');
+  if (installation) env.ONTAP_TEST_PREFIX = installation.prefix;
   const job: GuestJob = {
     argv: command,
     cwd,
+    shares,
     env,
     modules: [...new Set([...GUEST_MODULES, ...extra])],
     timeoutSeconds: intEnv('ONTAP_VM_TIMEOUT', interactive ? 0 : DEFAULT_TIMEOUT_S),
