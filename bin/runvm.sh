@@ -9,7 +9,7 @@
 #   N queues:   -netdev tap,id=n0,fds=FD0:...:FDN-1 -device virtio-net-pci,...,mq=on,vectors=2N+2
 # The device lives exactly as long as qemu. POSIX sh; bin/runvm is the same program in execline.
 # Environment: ONTAP (the ontap command, split at spaces; default "ontap"), QEMU (default
-# qemu-system-x86_64), ONTAP_SOCKET_DIR (default /run/ontap). See runvm(1): docs/runvm.1.md.
+# qemu-system-x86_64), ONTAP_SOCKET_DIR (default /run/ontap). See runvm(1): docs/runvm.1.
 set -eu
 
 usage() {
@@ -20,6 +20,7 @@ Run qemu with a virtio NIC on its own tap device from ontapd (ontap -t TYPE ... 
   -m QUEUES  queues, one descriptor each (1-16, default 1): multi-queue virtio-net
   -n NAME    workload name: device alias, and a stable MAC for macvtap
   -v         vhost=on (qemu opens /dev/vhost-net, once per queue)
+  -h         show this help
 USAGE
 }
 

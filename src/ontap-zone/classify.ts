@@ -1,6 +1,6 @@
 /**
  * Address classes, by prefix (never by the kernel's scope, which `ip addr add ... scope` can set to
- * anything for IPv4). The tables are the whole rule; docs/ontap-zone.8.md prints them.
+ * anything for IPv4). The tables are the whole rule; docs/ontap-zone.8 (ontap-zone(8)) prints them.
  */
 
 export type AddressClass = 'wan' | 'lan' | 'local' | 'none';

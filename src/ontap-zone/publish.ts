@@ -1,7 +1,7 @@
 /**
  * From the model to what is published: which workloads get names, with which addresses. A pure
  * function of the model (and the domain), so the same kernel state always publishes the same thing,
- * whatever order it was learnt in. The rules are documented in docs/ontap-zone.8.md.
+ * whatever order it was learnt in. The rules are documented in docs/ontap-zone.8 (ontap-zone(8)).
  */
 import { DNS_LABEL, DNS_LABEL_RULE } from '../protocol/messages.js';
 import { AddressFlag } from '../netns/types.js';
