@@ -124,6 +124,8 @@ describeWhen('RouteSocket against the kernel', reason, () => {
   let rtnl: RouteSocket;
   let binding: NativeBinding | undefined;
   const crossNs = (): boolean => binding !== undefined;
+  /** U, A and B as seen from the test's own namespace (the socket's frame). */
+  let nsidU = 0;
   let nsidA = 0;
   let nsidB = 0;
   let up0 = 0;
@@ -152,6 +154,9 @@ describeWhen('RouteSocket against the kernel', reason, () => {
     fdA = openSync(`/run/netns/${A}`, 'r');
     fdB = openSync(`/run/netns/${B}`, 'r');
     uInA = nsidIn(A, U);
+    // B knows A first, so U's id in B's frame is not the one a fresh host would give U: a test that
+    // mixed up the frames fails here even where the host has no other nsids.
+    nsidIn(B, A);
     uInB = nsidIn(B, U);
     // The addon's own socketInNetns when it has one, else the test shim, else none (those tests skip).
     binding = netnsSockets() ? native() : shimmedBinding();
@@ -187,7 +192,7 @@ describeWhen('RouteSocket against the kernel', reason, () => {
   });
 
   test('ensureNsid assigns once, getNsid and dumpNsids agree', () => {
-    const nsidU = rtnl.ensureNsid(fdU);
+    nsidU = rtnl.ensureNsid(fdU);
     nsidA = rtnl.ensureNsid(fdA);
     nsidB = rtnl.ensureNsid(fdB);
     assert.equal(rtnl.ensureNsid(fdB), nsidB, 'idempotent');
@@ -212,9 +217,12 @@ describeWhen('RouteSocket against the kernel', reason, () => {
     assert.equal(link.flags & IFF_UP, IFF_UP);
     assert.equal(link.flags & IFF_ALLMULTI, IFF_ALLMULTI);
     assert.equal(link.parentIfindex, up0);
-    assert.equal(link.linkNetnsid, uInB);
-    // What iproute2 sees inside B.
+    // Created with U's id in B's frame (where the kernel resolves IFLA_LINK_NETNSID), reported
+    // with U's id in the requesting socket's frame: the two agree only by accident.
+    assert.equal(link.linkNetnsid, nsidU);
+    // What iproute2 sees inside B: U by B's own id for it.
     const [shown] = ipJson(B, '-d', 'link', 'show', 'mv0');
+    assert.equal(shown?.link_netnsid, uInB);
     assert.equal(shown?.group, '42');
     assert.equal((shown?.linkinfo as { info_data?: { mode?: string } }).info_data?.mode, 'bridge');
 
