@@ -72,7 +72,12 @@ function socketFactory(nb: NativeBinding): NetnsSocketFactory | undefined {
 export interface LinkDumpOptions {
   targetNsid?: number;
   kind?: string;
-  parentIfindex?: number;
+  /**
+   * Only links on this parent, as a dump reports it: its ifindex in its own namespace and that
+   * namespace's nsid in this socket's frame (undefined: the parent is beside the link). An ifindex
+   * alone would also match a parent at the same ifindex in any other namespace.
+   */
+  parent?: { ifindex: number; linkNetnsid: number | undefined };
 }
 
 export interface AddressDumpOptions {
@@ -343,7 +348,7 @@ export class RouteSocket {
       checkEcho(op, opts.targetNsid, link.nsid);
       // The kernel filters by kind only under strict checking and only for kinds it knows.
       if (opts.kind !== undefined && link.kind !== opts.kind) continue;
-      if (opts.parentIfindex !== undefined && link.parentIfindex !== opts.parentIfindex) continue;
+      if (opts.parent !== undefined && (link.parentIfindex !== opts.parent.ifindex || link.linkNetnsid !== opts.parent.linkNetnsid)) continue;
       links.push(link);
     }
     return links;
