@@ -1,3 +1,4 @@
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { native, type NativeBinding, type Poller } from '../native/index.js';
 import { ReplyCollector, type ReplyMode } from './netlink/collector.js';
 import { AF_NETLINK, NETLINK_ROUTE, NetlinkSockopt, SOCK_RAW, SOL_NETLINK } from './netlink/constants.js';
@@ -71,7 +72,12 @@ function socketFactory(nb: NativeBinding): NetnsSocketFactory | undefined {
 export interface LinkDumpOptions {
   targetNsid?: number;
   kind?: string;
-  parentIfindex?: number;
+  /**
+   * Only links on this parent, as a dump reports it: its ifindex in its own namespace and that
+   * namespace's nsid in this socket's frame (undefined: the parent is beside the link). An ifindex
+   * alone would also match a parent at the same ifindex in any other namespace.
+   */
+  parent?: { ifindex: number; linkNetnsid: number | undefined };
 }
 
 export interface AddressDumpOptions {
@@ -258,6 +264,8 @@ export class RouteSocket {
     private readonly ch: Channel,
     private readonly strict: boolean,
     private readonly timeoutMs: number,
+    /** Opened with netnsFd: /proc/self/ns/net is not the socket's namespace. */
+    private readonly inOtherNamespace: boolean,
   ) {}
 
   static open(opts: RouteSocketOptions = {}): RouteSocket {
@@ -272,7 +280,7 @@ export class RouteSocket {
       nb.close(ch.fd);
       throw e;
     }
-    return new RouteSocket(nb, ch, strict, timeoutMs);
+    return new RouteSocket(nb, ch, strict, timeoutMs, opts.netnsFd !== undefined);
   }
 
   /** Our netlink port id (nl_pid), which the kernel puts in every reply. */
@@ -340,7 +348,7 @@ export class RouteSocket {
       checkEcho(op, opts.targetNsid, link.nsid);
       // The kernel filters by kind only under strict checking and only for kinds it knows.
       if (opts.kind !== undefined && link.kind !== opts.kind) continue;
-      if (opts.parentIfindex !== undefined && link.parentIfindex !== opts.parentIfindex) continue;
+      if (opts.parent !== undefined && (link.parentIfindex !== opts.parent.ifindex || link.linkNetnsid !== opts.parent.linkNetnsid)) continue;
       links.push(link);
     }
     return links;
@@ -387,12 +395,31 @@ export class RouteSocket {
 
   /** RTM_GETNSID with NETNSA_FD: our nsid for that namespace, undefined when none is assigned. */
   getNsid(nsFd: number): number | undefined {
-    const op = `getNsid(fd ${nsFd})`;
-    const [msg] = this.exchange(op, getNsidRequest(nsFd), 'object');
-    if (!msg || msg.header.type !== RTM.NEWNSID) throw new NetlinkDecodeError(`${op}: unexpected reply type ${msg?.header.type}`, 0);
-    const nsid = decodeNsid(msg.payload, msg.offset + 16).nsid;
+    const nsid = this.queryNsid(`getNsid(fd ${nsFd})`, nsFd);
     if (nsid !== undefined) this.nsFds.set(nsid, nsFd);
     return nsid;
+  }
+
+  /**
+   * The id our namespace has for itself, undefined while it has none. A link reported to us that
+   * lives in another namespace but hangs off a link of ours carries it as IFLA_LINK_NETNSID (the
+   * kernel assigns it the first time it reports such a link). Only for a socket in the process's
+   * own namespace: for one opened inside another, ask getNsid() with that namespace's descriptor.
+   */
+  selfNsid(): number | undefined {
+    if (this.inOtherNamespace) throw new CrossNamespaceError('selfNsid', undefined, 'the socket was opened inside another namespace: use getNsid(its fd)');
+    const fd = openSync('/proc/self/ns/net', fsConstants.O_RDONLY);
+    try {
+      return this.queryNsid('selfNsid', fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private queryNsid(op: string, nsFd: number): number | undefined {
+    const [msg] = this.exchange(op, getNsidRequest(nsFd), 'object');
+    if (!msg || msg.header.type !== RTM.NEWNSID) throw new NetlinkDecodeError(`${op}: unexpected reply type ${msg?.header.type}`, 0);
+    return decodeNsid(msg.payload, msg.offset + 16).nsid;
   }
 
   /** getNsid, else RTM_NEWNSID with NETNSA_NSID -1 (the kernel picks); EEXIST races are fine. */

@@ -32,7 +32,11 @@ export interface Link {
   group: number | undefined;
   /** IFLA_LINK: the parent's ifindex (in linkNetnsid's namespace when that is set). */
   parentIfindex: number | undefined;
-  /** IFLA_LINK_NETNSID: the namespace of the parent, as seen from the reporting namespace. */
+  /**
+   * IFLA_LINK_NETNSID: the parent's namespace, absent when it is the link's own. In a reply or dump
+   * it is the id the requesting socket's namespace has for it (even for a link in a target
+   * namespace); in an event, the id the link's own namespace has for it (seen on 6.18).
+   */
   linkNetnsid: number | undefined;
   /** IFLA_INFO_KIND, if any. */
   kind: string | undefined;

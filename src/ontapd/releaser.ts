@@ -1,4 +1,5 @@
 import type { RouteSocket } from '../netns/route-socket.js';
+import type { Link } from '../netns/types.js';
 import type { Logger } from '../common/log.js';
 import { native } from '../native/index.js';
 import { GROUP_LIVE, GROUP_RELEASE, type Device } from './devices.js';
@@ -11,6 +12,19 @@ function keyOf(nsid: number | undefined): string {
 }
 function nsidOf(key: string): number | undefined {
   return key === OWN ? undefined : Number(key);
+}
+
+/**
+ * Whether `link`, dumped from the namespace with `nsid` (undefined: our own), hangs off one of our
+ * uplinks. IFLA_LINK is an ifindex in the parent's namespace, so the ifindex alone says nothing: two
+ * ontapds' uplinks in two namespaces may share it. The parent is in our namespace when the kernel
+ * reports no IFLA_LINK_NETNSID for a link of ours (parent beside it), or reports our own self-id
+ * for a link elsewhere: IFLA_LINK_NETNSID in a reply is in the requesting socket's frame.
+ */
+export function onUplink(link: Link, nsid: number | undefined, uplinkIfindexes: ReadonlySet<number>, selfNsid: () => number | undefined): boolean {
+  if (link.parentIfindex === undefined || !uplinkIfindexes.has(link.parentIfindex)) return false;
+  if (nsid === undefined) return link.linkNetnsid === undefined;
+  return link.linkNetnsid !== undefined && link.linkNetnsid === selfNsid();
 }
 
 /**
@@ -112,7 +126,7 @@ export class Releaser {
    * died with it, so every device it made has lost its owner. Another namespace can only be
    * addressed by nsid here (no descriptor survives a restart), and RTM_SETLINK cannot address a
    * namespace by nsid, so there the marked groups are deleted whole when they hold only our
-   * devices, and device by device otherwise.
+   * devices, and device by device otherwise. `uplinkIfindexes` are ifindexes in our namespace.
    */
   reclaim(uplinkIfindexes: Set<number>): number {
     let count = 0;
@@ -125,7 +139,10 @@ export class Releaser {
         this.log.warn('reclaim-dump-failed', { nsid, error: (e as Error).message });
         continue;
       }
-      const ours = marked.filter((l) => l.parentIfindex !== undefined && uplinkIfindexes.has(l.parentIfindex));
+      // Asked after the dump: reporting a link whose parent is here is what gives us a self-id.
+      let self: number | undefined;
+      const selfNsid = (): number | undefined => (self ??= this.rtnl.selfNsid());
+      const ours = marked.filter((l) => onUplink(l, nsid, uplinkIfindexes, selfNsid));
       if (ours.length === 0) continue;
       for (const link of ours) this.log.info('reclaim', { ifname: link.ifname, ifindex: link.ifindex, nsid, alias: link.alias });
       try {

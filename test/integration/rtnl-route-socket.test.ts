@@ -124,6 +124,8 @@ describeWhen('RouteSocket against the kernel', reason, () => {
   let rtnl: RouteSocket;
   let binding: NativeBinding | undefined;
   const crossNs = (): boolean => binding !== undefined;
+  /** U, A and B as seen from the test's own namespace (the socket's frame). */
+  let nsidU = 0;
   let nsidA = 0;
   let nsidB = 0;
   let up0 = 0;
@@ -151,7 +153,11 @@ describeWhen('RouteSocket against the kernel', reason, () => {
     fdU = openSync(`/run/netns/${U}`, 'r');
     fdA = openSync(`/run/netns/${A}`, 'r');
     fdB = openSync(`/run/netns/${B}`, 'r');
+    // A and B know another namespace before U, so U's ids in their frames are not the ones a
+    // fresh host gives U: a test that mixed up the frames fails even where the host has no other nsids.
+    nsidIn(A, B);
     uInA = nsidIn(A, U);
+    nsidIn(B, A);
     uInB = nsidIn(B, U);
     // The addon's own socketInNetns when it has one, else the test shim, else none (those tests skip).
     binding = netnsSockets() ? native() : shimmedBinding();
@@ -187,7 +193,7 @@ describeWhen('RouteSocket against the kernel', reason, () => {
   });
 
   test('ensureNsid assigns once, getNsid and dumpNsids agree', () => {
-    const nsidU = rtnl.ensureNsid(fdU);
+    nsidU = rtnl.ensureNsid(fdU);
     nsidA = rtnl.ensureNsid(fdA);
     nsidB = rtnl.ensureNsid(fdB);
     assert.equal(rtnl.ensureNsid(fdB), nsidB, 'idempotent');
@@ -212,9 +218,12 @@ describeWhen('RouteSocket against the kernel', reason, () => {
     assert.equal(link.flags & IFF_UP, IFF_UP);
     assert.equal(link.flags & IFF_ALLMULTI, IFF_ALLMULTI);
     assert.equal(link.parentIfindex, up0);
-    assert.equal(link.linkNetnsid, uInB);
-    // What iproute2 sees inside B.
+    // Created with U's id in B's frame (where the kernel resolves IFLA_LINK_NETNSID), reported
+    // with U's id in the requesting socket's frame: the two agree only by accident.
+    assert.equal(link.linkNetnsid, nsidU);
+    // What iproute2 sees inside B: U by B's own id for it.
     const [shown] = ipJson(B, '-d', 'link', 'show', 'mv0');
+    assert.equal(shown?.link_netnsid, uInB);
     assert.equal(shown?.group, '42');
     assert.equal((shown?.linkinfo as { info_data?: { mode?: string } }).info_data?.mode, 'bridge');
 
@@ -223,7 +232,26 @@ describeWhen('RouteSocket against the kernel', reason, () => {
     assert.deepEqual(all.map((l) => l.ifname).sort(), ['lo', 'mv0']);
     assert.deepEqual(rtnl.dumpLinks({ targetNsid: nsidB, kind: 'macvlan' }).map((l) => l.ifname), ['mv0']);
     assert.deepEqual(rtnl.dumpLinks({ targetNsid: nsidB, kind: 'macvtap' }), []);
-    assert.deepEqual(rtnl.dumpLinks({ targetNsid: nsidB, parentIfindex: up0 }).map((l) => l.ifname), ['mv0']);
+    assert.deepEqual(rtnl.dumpLinks({ targetNsid: nsidB, parent: { ifindex: up0, linkNetnsid: nsidU } }).map((l) => l.ifname), ['mv0']);
+  });
+
+  test('the parent filter tells a parent at the same ifindex in another namespace apart', () => {
+    // C has a veth of its own at up0's ifindex, and a macvlan on each: on C's own and on U's up0.
+    const C = spaces.add('wp');
+    const fdC = openSync(`/run/netns/${C}`, 'r');
+    try {
+      ip('-n', C, 'link', 'add', 'cv0', 'index', String(up0), 'type', 'veth', 'peer', 'name', 'cv1');
+      ip('-n', C, 'link', 'add', 'link', 'cv0', 'name', 'beside', 'type', 'macvlan');
+      const uInC = nsidIn(C, U);
+      rtnl.createLink({ ifname: 'offu', parentIfindex: up0, linkNetnsid: uInC, netnsFd: fdC, data: { kind: 'macvlan', mode: 'bridge' } });
+      const nsidC = rtnl.ensureNsid(fdC);
+      const on = (linkNetnsid: number | undefined): string[] =>
+        rtnl.dumpLinks({ targetNsid: nsidC, kind: 'macvlan', parent: { ifindex: up0, linkNetnsid } }).map((l) => l.ifname);
+      assert.deepEqual(on(nsidU), ['offu'], 'U\'s up0, by U\'s id in our frame');
+      assert.deepEqual(on(undefined), ['beside'], 'C\'s own link at the same ifindex');
+    } finally {
+      closeSync(fdC);
+    }
   });
 
   test('the kernel ignores IFLA_IFALIAS at creation: createLink sets it from inside the namespace', (t) => {
@@ -366,6 +394,11 @@ describeWhen('RouteSocket against the kernel', reason, () => {
       const ev = (await created) as Extract<RouteEvent, { type: 'newlink' }>;
       assert.equal(ev.link.nsid, nsidA);
       assert.equal(ev.link.kind, 'macvlan');
+      // Unlike a reply, an event gives the parent's namespace by the id A (the link's namespace) has
+      // for it: the kernel builds a notification once, in the link's namespace.
+      assert.equal(ev.link.parentIfindex, up0);
+      assert.equal(ev.link.linkNetnsid, uInA);
+      assert.equal(rtnl.getLink({ ifname: 'ev0', targetNsid: nsidA }).linkNetnsid, nsidU);
 
       const addr = waitFor(monitor, (e) => e.type === 'newaddr' && e.nsid === nsidA && e.address.address === '203.0.113.5');
       ip('-n', A, 'addr', 'add', '203.0.113.5/24', 'dev', 'ev0');

@@ -256,7 +256,8 @@ describe('decoding kernel replies into Link', () => {
     assert.deepEqual(m1.data, { kind: 'macvlan', mode: 'vepa' });
     assert.equal(m1.alias, 'in-b');
     assert.equal(m1.group, 3);
-    // The parent lives in A: IFLA_LINK is A's ifindex, IFLA_LINK_NETNSID A's nsid as seen from B.
+    // The parent lives in A: IFLA_LINK is A's ifindex, IFLA_LINK_NETNSID the id the requesting
+    // socket's namespace (A itself, where the capture ran) has for A, not B's id for A.
     assert.equal(m1.parentIfindex, up0(f));
     assert.equal(typeof m1.linkNetnsid, 'number');
   });

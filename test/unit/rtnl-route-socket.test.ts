@@ -123,7 +123,7 @@ describe('dumps', () => {
     assert.ok(all.length >= 4);
     assert.deepEqual(rtnl.dumpLinks({ kind: 'macvlan' }).map((l) => l.ifname), ['m0']);
     const up0 = metaNumber(linkDump, 'up0');
-    assert.deepEqual(rtnl.dumpLinks({ parentIfindex: up0 }).map((l) => l.ifname).sort(), ['m0', 'up1'].sort());
+    assert.deepEqual(rtnl.dumpLinks({ parent: { ifindex: up0, linkNetnsid: undefined } }).map((l) => l.ifname).sort(), ['m0', 'up1'].sort());
     const kindReq = k.requests()[1]!;
     assert.equal(linkAttrs(kindReq).nested(IFLA.LINKINFO)?.string(1), 'macvlan', 'the kind filter goes to the kernel as well');
   });
@@ -147,6 +147,12 @@ describe('dumps', () => {
     k.handler = (m) => replay(targetDump.received, m, k, fd);
     const links = rtnl.dumpLinks({ targetNsid: nsid });
     assert.deepEqual(links.map((l) => [l.ifname, l.nsid]).sort(), [['lo', nsid], ['m1', nsid]]);
+    // m1 hangs off A's up0 (IFLA_LINK_NETNSID set): the parent filter takes the namespace too.
+    const up0 = metaNumber(targetDump, 'up0');
+    const inA = links.find((l) => l.ifname === 'm1')!.linkNetnsid;
+    assert.notEqual(inA, undefined);
+    assert.deepEqual(rtnl.dumpLinks({ targetNsid: nsid, parent: { ifindex: up0, linkNetnsid: inA } }).map((l) => l.ifname), ['m1']);
+    assert.deepEqual(rtnl.dumpLinks({ targetNsid: nsid, parent: { ifindex: up0, linkNetnsid: undefined } }), [], 'B has no up0 of its own');
     assert.equal(linkAttrs(k.requests()[0]!).number(IFLA.TARGET_NETNSID), nsid);
     // An old kernel ignores IFLA_TARGET_NETNSID and dumps its own links without the echo.
     k.handler = (m) => replay(linkDump.received, m, k, fd);
