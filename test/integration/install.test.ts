@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Background } from '../helpers/background.js';
@@ -23,7 +23,7 @@ const ALLOWED = [
   /^package\.json$/, /^README\.md$/, /^LICENSE$/,
   /^dist\/src\/(common|native|ontap-client|ontap-zone|ontapd|protocol)\/[a-z0-9-]+\.js$/,
   /^dist\/src\/netns\/([a-z]+\/){0,2}[a-z0-9-]+\.js$/,
-  /^dist\/man\/[a-z-]+\.[18]$/,
+  /^dist\/man\/man[18]\/[a-z-]+\.[18]$/,
   /^native\/[a-z0-9_]+\.(cc|h)$/, /^binding\.gyp$/,
   /^bin\/runvm(\.sh)?$/,
   /^systemd\/[a-z@.-]+\.(service|socket|conf)$/, /^systemd\/examples\/[a-z.-]+$/,
@@ -84,6 +84,52 @@ describeWhen('installed from the packed tarball into a prefix', reason, () => {
     const help = run([inst.bin('runvm'), '-h']);
     assert.equal(help.status, 0, help.stderr);
     assert.match(help.stdout, /^Usage: runvm /);
+  });
+
+  test('man finds every page in the prefix, and they render without a warning', () => {
+    for (const [section, page] of [['8', 'ontapd'], ['1', 'ontap'], ['8', 'ontap-zone'], ['1', 'runvm']] as const) {
+      const where = run(['man', '-M', inst.manDir, '-w', section, page]);
+      assert.equal(where.status, 0, `${page}(${section}): ${where.stderr}`);
+      assert.equal(where.stdout.trim(), join(inst.manDir, `man${section}`, `${page}.${section}`));
+      const r = spawnSync('man', ['--warnings', '-M', inst.manDir, section, page], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '80', MANPAGER: 'cat', PAGER: 'cat' } });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stderr, '', `${page}(${section}) warnings`);
+      assert.match(r.stdout, new RegExp(`^NAME\\n\\s+${page} - `, 'm'));
+      assert.match(r.stdout, new RegExp(`ontap ${pkg.version.replace(/\./g, '\\.')}`), 'the footer carries the package version');
+    }
+  });
+
+  test('systemd-analyze verify: the installed units, pointed at the prefix, find their commands and manual pages', (t) => {
+    if (!hasCommand('systemd-analyze')) {
+      assert.notEqual(process.env.CI, 'true', 'needs systemd-analyze (apt-get install systemd)');
+      t.skip('needs systemd-analyze (apt-get install systemd)');
+      return;
+    }
+    const units = join(inst.packageDir, 'systemd');
+    const copies = mkdtempSync(join(tmpdir(), 'ontap-units-'));
+    try {
+      const files: string[] = [];
+      for (const name of ['ontapd@.socket', 'ontapd@.service', 'ontap-exec@.service', 'ontap-zone.service']) {
+        const text = readFileSync(join(units, name), 'utf8')
+          .replace(/^ExecStart=(ontapd|ontap-zone|ontap)(?=\s)/gm, (_, c: string) => `ExecStart=${inst.prefix}/bin/${c}`)
+          .replaceAll('%i', 'up0').replaceAll('%I', 'up0');
+        const copy = join(copies, name.replace('@.', '@up0.'));
+        writeFileSync(copy, text);
+        files.push(copy);
+      }
+      const verify = (manpath: string | undefined) => spawnSync('systemd-analyze', ['verify', '--man=yes', '--generators=no', ...files], {
+        cwd: copies, encoding: 'utf8', env: { ...process.env, MANPATH: manpath },
+      });
+      // A trailing colon keeps man's own path (setpriv(1) is the system's).
+      const found = verify(`${inst.manDir}:`);
+      assert.equal(found.status, 0, found.stderr);
+      assert.equal(found.stderr.trim(), '', 'no warning at all');
+      // Proof that the pages were looked for: without the prefix they are not found.
+      const lost = verify('/nonexistent:');
+      assert.match(lost.stderr, /man ontapd\(8\)/);
+    } finally {
+      rmSync(copies, { recursive: true, force: true });
+    }
   });
 
   test('the installed ontapd serves the installed ontap, run by uid 65534', async () => {

@@ -11,7 +11,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { TestNamespaces, eventually, ip, links, linksOfKind, sweepStaleNamespaces, type LinkJson } from '../helpers/netns.js';
-import { TestDaemon, clientForAnyUser } from '../helpers/ontapd.js';
+import { TestDaemon } from '../helpers/ontapd.js';
+import { installed } from '../helpers/install.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
 
 const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
@@ -24,7 +25,7 @@ function ifindexOf(ns: string, ifname: string): number {
 
 /** A lease held by nobody in ns until killed; resolves once COMMAND runs. */
 function hold(ns: string, client: string, socket: string, name: string, type = 'macvlan'): Promise<ChildProcess> {
-  const child = spawn('ip', ['netns', 'exec', ns, ...NOBODY, process.execPath, client, '-t', type, '-n', name, socket, '--',
+  const child = spawn('ip', ['netns', 'exec', ns, ...NOBODY, client, '-t', type, '-n', name, socket, '--',
     'sh', '-c', 'echo started; exec sleep 120'], { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -73,7 +74,7 @@ describeWhen('reclaim with two ontapds whose uplinks share an ifindex', reason, 
   let work = '';
   let daemonA: TestDaemon | undefined;
   let daemonB: TestDaemon | undefined;
-  let client: { path: string; remove: () => void } | undefined;
+  let client = '';
   const background: ChildProcess[] = [];
 
   before(async () => {
@@ -96,7 +97,8 @@ describeWhen('reclaim with two ontapds whose uplinks share an ifindex', reason, 
     ip('-n', hostA, 'netns', 'set', pad1, 'auto');
     ip('-n', hostB, 'netns', 'set', pad1, 'auto');
     ip('-n', hostB, 'netns', 'set', pad2, 'auto');
-    client = clientForAnyUser();
+    // uid 65534 runs ontap as installed: it may not be able to enter the checkout.
+    client = installed().bin('ontap');
     daemonA = new TestDaemon(hostA, ['up0'], ['--mode', '0666']);
     daemonB = new TestDaemon(hostB, ['up0'], ['--mode', '0666']);
     await daemonA.start();
@@ -109,7 +111,6 @@ describeWhen('reclaim with two ontapds whose uplinks share an ifindex', reason, 
       await d?.stop();
       d?.removeDir();
     }
-    client?.remove();
     nets.destroy();
   });
 
@@ -118,12 +119,12 @@ describeWhen('reclaim with two ontapds whose uplinks share an ifindex', reason, 
     let b = daemonB!;
     // A workload with a device from each ontapd, one of A's workloads in B's own namespace, and a
     // tap of A's, which stays in A's namespace.
-    background.push(await hold(work, client!.path, a.socket(), 'from-a'));
-    const leaseB = await hold(work, client!.path, b.socket(), 'from-b');
+    background.push(await hold(work, client, a.socket(), 'from-a'));
+    const leaseB = await hold(work, client, b.socket(), 'from-b');
     background.push(leaseB);
-    const inB = await hold(hostB, client!.path, a.socket(), 'a-in-b');
+    const inB = await hold(hostB, client, a.socket(), 'a-in-b');
     background.push(inB);
-    background.push(await hold(work, client!.path, a.socket(), 'tap-a', 'macvtap'));
+    background.push(await hold(work, client, a.socket(), 'tap-a', 'macvtap'));
     const fromA = byAlias(work, 'from-a');
     const aInB = byAlias(hostB, 'a-in-b');
     const tapA = byAlias(hostA, 'tap-a', 'macvtap');
