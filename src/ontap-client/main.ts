@@ -5,8 +5,8 @@ import { Logger } from '../common/log.js';
 import { ExitCode } from '../common/sysexits.js';
 import { CLONE_NEWNET, CLONE_NEWUTS } from '../native/constants.js';
 import { native } from '../native/index.js';
-import { PROTOCOL_VERSION, isTapType, type AllocateRequest, type DeviceInfo } from '../protocol/messages.js';
-import { parseClientArgs, USAGE, UsageError, type ClientArgs } from './args.js';
+import { isTapType, type DeviceInfo } from '../protocol/messages.js';
+import { parseClientArgs, requestFor, USAGE, UsageError, type ClientArgs } from './args.js';
 import { resolveSocket, NoSocketFound } from './socket-path.js';
 import { requestDevice, ClientError, type Lease } from './client.js';
 import { resolveCommand, CommandNotFound, CommandNotExecutable } from './exec.js';
@@ -91,11 +91,7 @@ function main(): void {
     die(ExitCode.osErr, `cannot create a new namespace: ${(e as Error).message} (--netns and --uts need CAP_SYS_ADMIN)`);
   }
 
-  const request: AllocateRequest = { v: PROTOCOL_VERSION, op: 'allocate', type: args.type };
-  if (isTapType(args.type)) request.queues = args.queues;
-  if (args.name !== undefined) request.name = args.name;
-  if (args.mode !== undefined) request.mode = args.mode;
-  if (args.flag !== undefined) request.flag = args.flag;
+  const request = requestFor(args);
 
   let nsFd: number | undefined;
   if (!isTapType(args.type)) nsFd = openSync('/proc/self/ns/net', constants.O_RDONLY);
