@@ -1,5 +1,5 @@
 /**
- * The contract of the native addon (native/ontap_native.cc): the syscalls Node lacks, nothing more.
+ * The contract of the native addon (native/, registered in native/module.cc): the syscalls Node lacks, nothing more.
  * Every function is synchronous unless it takes a callback. Failures throw a NativeError
  * (see errors.ts) carrying errno, its symbolic code and the syscall name.
  * Descriptors created by the addon are always O_CLOEXEC.

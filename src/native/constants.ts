@@ -1,4 +1,8 @@
-/** Linux ABI numbers the addon's callers pass through (x86_64/arm64 values; all generic). */
+/**
+ * Linux ABI numbers the addon's callers pass through (x86_64/arm64 values; all generic): the one
+ * home of the syscall-level names. Everything else imports them from here (the netlink codec
+ * re-exports the socket ones it needs); this module imports nothing, so the client can use it.
+ */
 export const AF_UNIX = 1;
 export const AF_NETLINK = 16;
 
@@ -19,6 +23,7 @@ export const NETLINK_ROUTE = 0;
 export const SOL_NETLINK = 270;
 export const NETLINK_ADD_MEMBERSHIP = 1;
 export const NETLINK_DROP_MEMBERSHIP = 2;
+export const NETLINK_PKTINFO = 3;
 export const NETLINK_NO_ENOBUFS = 5;
 export const NETLINK_LISTEN_ALL_NSID = 8;
 export const NETLINK_CAP_ACK = 10;

@@ -1,7 +1,5 @@
-import {
-  DNS_LABEL, DNS_LABEL_RULE, MAX_QUEUES, deviceTypes, ipvlanFlags, ipvlanModes, macvlanModes,
-  isIpvlanFamily, isTapType, type DeviceType,
-} from '../protocol/messages.js';
+import { MAX_QUEUES, PROTOCOL_VERSION, isTapType, type AllocateRequest, type DeviceType } from '../protocol/messages.js';
+import { allowedText, requestRules, typesText, violation } from '../protocol/request-rules.js';
 import { isLevel, levels, type Level } from '../common/log.js';
 
 export const USAGE = `Usage: ontap [OPTIONS] [SOCKET] -- COMMAND [ARG...]
@@ -112,22 +110,28 @@ export function parseClientArgs(argv: string[]): Parsed {
   if (command === undefined || command.length === 0) throw new UsageError('missing -- COMMAND [ARG...]');
   if (positionals.length > 1) throw new UsageError(`one SOCKET at most, got ${positionals.join(' ')} (put COMMAND after --)`);
 
+  // The request's rules come from one table (src/protocol/request-rules.ts), ontapd's too.
+  const rules = requestRules;
   const type = (raw.type ?? 'ipvlan') as DeviceType;
-  if (!(deviceTypes as readonly string[]).includes(type)) throw new UsageError(`--type must be one of ${deviceTypes.join(', ')}, not "${type}"`);
+  if (violation(rules.type, type, type) !== undefined) throw new UsageError(`--type must be ${allowedText(rules.type)}, not "${type}"`);
   let queues = 1;
   if (raw.queues !== undefined) {
-    if (!/^[0-9]+$/.test(raw.queues) || Number(raw.queues) < 1 || Number(raw.queues) > MAX_QUEUES) {
-      throw new UsageError(`--queues must be between 1 and ${MAX_QUEUES}, not "${raw.queues}"`);
-    }
+    // Digits only: Number() would also take " 2", "0x2" and "2e0".
+    const problem = /^[0-9]+$/.test(raw.queues) ? violation(rules.queues, Number(raw.queues), type) : 'value';
+    if (problem === 'value') throw new UsageError(`--queues must be ${allowedText(rules.queues)}, not "${raw.queues}"`);
+    if (problem === 'type') throw new UsageError(`--queues is for ${typesText(rules.queues.onlyFor)}, not ${type}`);
     queues = Number(raw.queues);
-    if (!isTapType(type) && queues !== 1) throw new UsageError(`--queues is for ipvtap and macvtap, not ${type}`);
   }
-  if (raw.name !== undefined && !DNS_LABEL.test(raw.name)) throw new UsageError(`--name must be a DNS label (${DNS_LABEL_RULE}), not "${raw.name}"`);
-  const modes: readonly string[] = isIpvlanFamily(type) ? ipvlanModes : macvlanModes;
-  if (raw.mode !== undefined && !modes.includes(raw.mode)) throw new UsageError(`--mode for ${type} must be one of ${modes.join(', ')}, not "${raw.mode}"`);
+  if (raw.name !== undefined && violation(rules.name, raw.name, type) !== undefined) {
+    throw new UsageError(`--name must be ${allowedText(rules.name)}, not "${raw.name}"`);
+  }
+  if (raw.mode !== undefined && violation(rules.mode, raw.mode, type) !== undefined) {
+    throw new UsageError(`--mode for ${type} must be ${allowedText(rules.mode, type)}, not "${raw.mode}"`);
+  }
   if (raw.flag !== undefined) {
-    if (!isIpvlanFamily(type)) throw new UsageError(`--flag is for ipvlan and ipvtap, not ${type}`);
-    if (!(ipvlanFlags as readonly string[]).includes(raw.flag)) throw new UsageError(`--flag must be one of ${ipvlanFlags.join(', ')}, not "${raw.flag}"`);
+    const problem = violation(rules.flag, raw.flag, type);
+    if (problem === 'type') throw new UsageError(`--flag is for ${typesText(rules.flag.onlyFor)}, not ${type}`);
+    if (problem === 'value') throw new UsageError(`--flag must be ${allowedText(rules.flag)}, not "${raw.flag}"`);
   }
   const verbosity = raw.verbosity ?? 'warn';
   if (!isLevel(verbosity)) throw new UsageError(`--verbosity must be one of ${levels.join(', ')}, not "${verbosity}"`);
@@ -139,4 +143,14 @@ export function parseClientArgs(argv: string[]): Parsed {
     type, queues, name: raw.name, mode: raw.mode, flag: raw.flag, netns, uts, verbosity,
     socket: positionals[0], command, keepFds,
   };
+}
+
+/** The request these arguments ask ontapd for. */
+export function requestFor(args: ClientArgs): AllocateRequest {
+  const request: AllocateRequest = { v: PROTOCOL_VERSION, op: 'allocate', type: args.type };
+  if (isTapType(args.type)) request.queues = args.queues;
+  if (args.name !== undefined) request.name = args.name;
+  if (args.mode !== undefined) request.mode = args.mode;
+  if (args.flag !== undefined) request.flag = args.flag;
+  return request;
 }

@@ -1,11 +1,9 @@
+import { AF_UNIX, SOCK_SEQPACKET } from '../native/constants.js';
 import { native } from '../native/index.js';
 import {
   MAX_QUEUES, MAX_REPLY_BYTES, PROTOCOL_VERSION,
   type AllocateRequest, type DeviceInfo, type ErrorCode,
 } from '../protocol/messages.js';
-
-const AF_UNIX = 1;
-const SOCK_SEQPACKET = 5;
 
 export type ClientErrorKind = 'unreachable' | 'refused' | 'protocol';
 

@@ -1,18 +1,17 @@
 #!/usr/bin/env node
 import { openSync, closeSync, constants } from 'node:fs';
+import { listenFds, ListenFdsError } from '../common/listen-fds.js';
 import { Logger } from '../common/log.js';
 import { ExitCode } from '../common/sysexits.js';
 import { packageVersion } from '../common/version.js';
 import { addonOrExit } from '../common/addon.js';
+import { CLONE_NEWNET, CLONE_NEWUTS } from '../native/constants.js';
 import { native } from '../native/index.js';
-import { PROTOCOL_VERSION, isTapType, type AllocateRequest, type DeviceInfo } from '../protocol/messages.js';
-import { parseClientArgs, USAGE, UsageError, type ClientArgs } from './args.js';
+import { isTapType, type DeviceInfo } from '../protocol/messages.js';
+import { parseClientArgs, requestFor, USAGE, UsageError, type ClientArgs } from './args.js';
 import { resolveSocket, NoSocketFound } from './socket-path.js';
 import { requestDevice, ClientError, type Lease } from './client.js';
 import { resolveCommand, CommandNotFound, CommandNotExecutable } from './exec.js';
-
-const CLONE_NEWNET = 0x40000000;
-const CLONE_NEWUTS = 0x04000000;
 
 function die(code: number, message: string): never {
   process.stderr.write(`ontap: ${message}\n`);
@@ -42,11 +41,15 @@ function environment(lease: Lease, args: ClientArgs): string[] {
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
-/** sd_listen_fds(3): descriptors 3.. passed by systemd to this very process. */
-function activationFds(env: NodeJS.ProcessEnv): number[] {
-  if (env.LISTEN_PID === undefined || Number(env.LISTEN_PID) !== process.pid) return [];
-  const count = Number(env.LISTEN_FDS ?? '0');
-  return Number.isInteger(count) && count > 0 && count < 1024 ? Array.from({ length: count }, (_, i) => 3 + i) : [];
+/** Socket activation descriptors passed to this very process; a broken LISTEN_FDS hands on none. */
+function activationFds(log: Logger): number[] {
+  try {
+    return listenFds(process.env).map((passed) => passed.fd);
+  } catch (e) {
+    if (!(e instanceof ListenFdsError)) throw e;
+    log.warn('listen-fds-ignored', { reason: e.message });
+    return [];
+  }
 }
 
 function main(): void {
@@ -91,11 +94,7 @@ function main(): void {
     die(ExitCode.osErr, `cannot create a new namespace: ${(e as Error).message} (--netns and --uts need CAP_SYS_ADMIN)`);
   }
 
-  const request: AllocateRequest = { v: PROTOCOL_VERSION, op: 'allocate', type: args.type };
-  if (isTapType(args.type)) request.queues = args.queues;
-  if (args.name !== undefined) request.name = args.name;
-  if (args.mode !== undefined) request.mode = args.mode;
-  if (args.flag !== undefined) request.flag = args.flag;
+  const request = requestFor(args);
 
   let nsFd: number | undefined;
   if (!isTapType(args.type)) nsFd = openSync('/proc/self/ns/net', constants.O_RDONLY);
@@ -129,7 +128,7 @@ function main(): void {
   // Node marked every inherited descriptor close-on-exec at start-up; the ones the caller asked
   // for, and systemd's socket-activation descriptors (execve keeps the pid, so LISTEN_PID stays
   // true for COMMAND), are handed on.
-  for (const fd of [...args.keepFds, ...activationFds(process.env)]) {
+  for (const fd of [...args.keepFds, ...activationFds(log)]) {
     try {
       n.setCloexec(fd, false);
     } catch (e) {

@@ -1,9 +1,8 @@
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { listenFds, ListenFdsError } from '../common/listen-fds.js';
+import { AF_UNIX, SOCK_SEQPACKET } from '../native/constants.js';
 import { native } from '../native/index.js';
-
-export const AF_UNIX = 1;
-export const SOCK_SEQPACKET = 5;
 
 export class ListenerError extends Error {
   override readonly name = 'ListenerError';
@@ -80,23 +79,26 @@ export function unlinkPort(port: PortSocket): void {
 }
 
 /**
- * Sockets passed by systemd (sd_listen_fds): LISTEN_PID must be us; names come from
- * LISTEN_FDNAMES (FileDescriptorName=, "port.UPLINK" or "UPLINK") or else from the bound path.
+ * Sockets passed by systemd (sd_listen_fds, see listen-fds.ts); names come from LISTEN_FDNAMES
+ * (FileDescriptorName=, "port.UPLINK" or "UPLINK") or else from the bound path.
  * Returns uplink -> fd.
  */
 export function socketsFromSystemd(env: NodeJS.ProcessEnv = process.env): Map<string, number> {
   const result = new Map<string, number>();
-  if (env.LISTEN_PID === undefined || Number(env.LISTEN_PID) !== process.pid) return result;
-  const count = Number(env.LISTEN_FDS ?? '0');
-  const names = (env.LISTEN_FDNAMES ?? '').split(':');
-  for (let i = 0; i < count; i++) {
-    const fd = 3 + i;
+  let passed;
+  try {
+    passed = listenFds(env);
+  } catch (e) {
+    if (e instanceof ListenFdsError) throw new ListenerError(e.message);
+    throw e;
+  }
+  for (const { fd, name: fdName } of passed) {
     const info = native().socketInfo(fd);
     if (info.domain !== AF_UNIX || info.type !== SOCK_SEQPACKET || !info.listening) {
       throw new ListenerError(`systemd passed fd ${fd} that is not a listening SOCK_SEQPACKET unix socket (use ListenSequentialPacket=)`);
     }
-    let name = names[i];
-    if (name === undefined || name === '' || name === 'unknown' || name.endsWith('.socket')) {
+    let name = fdName;
+    if (name === undefined || name.endsWith('.socket')) {
       const base = info.path?.split('/').pop();
       name = base ?? '';
     }

@@ -1,44 +1,70 @@
 import { z } from 'zod';
+import { type AllocateRequest, type ProtocolError } from '../protocol/messages.js';
 import {
-  DNS_LABEL, DNS_LABEL_RULE, PROTOCOL_VERSION, MAX_QUEUES, deviceTypes, ipvlanModes, ipvlanFlags, macvlanModes,
-  isIpvlanFamily, isTapType, type AllocateRequest, type ProtocolError,
-} from '../protocol/messages.js';
+  allowedText, requestRules, typesText, violation, type FieldRule, type RuleField,
+} from '../protocol/request-rules.js';
 
+/**
+ * Each field's own shape (JSON type, range, pattern, the choices of `type`), from the rules table.
+ * Choices that depend on the device type, and fields only some types take, are a string or a
+ * number here and are checked after, in dependentIssue.
+ */
+function fieldSchema(rule: FieldRule): z.ZodType {
+  let schema: z.ZodType;
+  switch (rule.kind) {
+    case 'literal':
+      schema = z.literal(rule.value, { error: `must be ${allowedText(rule)}` });
+      break;
+    case 'choice':
+      schema = rule.values !== undefined && rule.onlyFor === undefined
+        ? z.enum(rule.values as [string, ...string[]], { error: `must be ${allowedText(rule)}` })
+        : z.string({ error: 'must be a string' });
+      break;
+    case 'integer': {
+      const range = `must be ${allowedText(rule)}`;
+      schema = z.number({ error: 'must be a number' }).int({ error: 'must be an integer' })
+        .min(rule.min, { error: range }).max(rule.max, { error: range });
+      break;
+    }
+    case 'pattern':
+      schema = z.string({ error: 'must be a string' }).regex(rule.pattern, { error: `must be ${allowedText(rule)}` });
+      break;
+  }
+  return rule.required ? schema : schema.optional();
+}
+
+/** Rules that need the request's device type: choices by type, fields only some types take. */
+function dependsOnType(rule: FieldRule): boolean {
+  return rule.kind === 'choice' ? rule.valuesByType !== undefined || rule.onlyFor !== undefined
+    : rule.kind === 'integer' && rule.onlyFor !== undefined;
+}
+
+function dependentIssue(field: RuleField, rule: FieldRule, req: AllocateRequest): string | undefined {
+  const value = req[field];
+  if (value === undefined || !dependsOnType(rule)) return undefined;
+  const problem = violation(rule, value, req.type);
+  // An integer's range is fieldSchema's: only its type dependence is left for here.
+  if (problem === undefined || (problem === 'value' && rule.kind === 'integer')) return undefined;
+  const onlyFor = 'onlyFor' in rule && rule.onlyFor !== undefined ? typesText(rule.onlyFor) : '';
+  if (problem === 'type') {
+    return rule.kind === 'integer'
+      ? `must be ${rule.otherwise} for ${req.type} (other values are for ${onlyFor})`
+      : `is only for ${onlyFor}`;
+  }
+  return rule.kind === 'choice' && rule.valuesByType !== undefined
+    ? `must be ${allowedText(rule, req.type)} for ${req.type}`
+    : `must be ${allowedText(rule, req.type)}`;
+}
+
+const fields = Object.entries(requestRules) as Array<[RuleField, FieldRule]>;
 
 const allocateSchema = z
-  .strictObject({
-    v: z.literal(PROTOCOL_VERSION, { error: `must be ${PROTOCOL_VERSION}` }),
-    op: z.literal('allocate', { error: 'must be "allocate"' }),
-    type: z.enum(deviceTypes, { error: `must be one of ${deviceTypes.join(', ')}` }),
-    queues: z
-      .number({ error: 'must be a number' })
-      .int({ error: 'must be an integer' })
-      .min(1, { error: `must be between 1 and ${MAX_QUEUES}` })
-      .max(MAX_QUEUES, { error: `must be between 1 and ${MAX_QUEUES}` })
-      .optional(),
-    name: z
-      .string({ error: 'must be a string' })
-      .regex(DNS_LABEL, {
-        error: `must be a DNS label: ${DNS_LABEL_RULE}`,
-      })
-      .optional(),
-    mode: z.string({ error: 'must be a string' }).optional(),
-    flag: z.string({ error: 'must be a string' }).optional(),
-  })
-  .superRefine((req, ctx) => {
-    const modes: readonly string[] = isIpvlanFamily(req.type) ? ipvlanModes : macvlanModes;
-    if (req.mode !== undefined && !modes.includes(req.mode)) {
-      ctx.addIssue({ code: 'custom', path: ['mode'], message: `must be one of ${modes.join(', ')} for ${req.type}` });
-    }
-    if (req.flag !== undefined) {
-      if (!isIpvlanFamily(req.type)) {
-        ctx.addIssue({ code: 'custom', path: ['flag'], message: `is only for ipvlan and ipvtap` });
-      } else if (!(ipvlanFlags as readonly string[]).includes(req.flag)) {
-        ctx.addIssue({ code: 'custom', path: ['flag'], message: `must be one of ${ipvlanFlags.join(', ')}` });
-      }
-    }
-    if (!isTapType(req.type) && req.queues !== undefined && req.queues !== 1) {
-      ctx.addIssue({ code: 'custom', path: ['queues'], message: `must be 1 for ${req.type} (queues are for tap types)` });
+  .strictObject(Object.fromEntries(fields.map(([field, rule]) => [field, fieldSchema(rule)])))
+  .superRefine((parsed, ctx) => {
+    const req = parsed as unknown as AllocateRequest;
+    for (const [field, rule] of fields) {
+      const message = dependentIssue(field, rule, req);
+      if (message !== undefined) ctx.addIssue({ code: 'custom', path: [field], message });
     }
   });
 
@@ -56,7 +82,7 @@ export function parseRequest(record: Buffer): ParseResult {
     return { ok: false, error: { code: 'bad-request', message: 'request is not a JSON object' } };
   }
   const result = allocateSchema.safeParse(json);
-  if (result.success) return { ok: true, request: result.data as AllocateRequest };
+  if (result.success) return { ok: true, request: result.data as unknown as AllocateRequest };
   const issue = result.error.issues[0]!;
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.join(', ');

@@ -1,12 +1,7 @@
 import { closeSync, constants, openSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../native/constants.js';
 import { native } from '../native/index.js';
-
-// linux/if_tun.h
-const IFF_TAP = 0x0002;
-const IFF_NO_PI = 0x1000;
-const IFF_VNET_HDR = 0x4000;
-const IFF_MULTI_QUEUE = 0x0100;
 
 export class TapNodeError extends Error {
   override readonly name = 'TapNodeError';

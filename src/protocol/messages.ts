@@ -10,7 +10,8 @@
  *   daemon -> client   ErrorReply        (then the daemon closes the connection)
  *
  * This module holds types and constants only: the client imports it without pulling in zod.
- * The daemon validates requests against src/ontapd/request-schema.ts.
+ * What a request may hold is the table in request-rules.ts; the daemon validates requests with
+ * the zod schema built from it (src/ontapd/request-schema.ts).
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -30,11 +31,14 @@ export const ipvlanModes = ['l2', 'l3', 'l3s'] as const;
 export const ipvlanFlags = ['bridge', 'private', 'vepa'] as const;
 export const macvlanModes = ['bridge', 'private', 'vepa', 'passthru'] as const;
 
-export function isTapType(t: DeviceType): t is 'ipvtap' | 'macvtap' {
-  return t === 'ipvtap' || t === 'macvtap';
+export const tapTypes = ['ipvtap', 'macvtap'] as const satisfies readonly DeviceType[];
+export const ipvlanFamily = ['ipvlan', 'ipvtap'] as const satisfies readonly DeviceType[];
+
+export function isTapType(t: DeviceType): t is (typeof tapTypes)[number] {
+  return (tapTypes as readonly DeviceType[]).includes(t);
 }
-export function isIpvlanFamily(t: DeviceType): t is 'ipvlan' | 'ipvtap' {
-  return t === 'ipvlan' || t === 'ipvtap';
+export function isIpvlanFamily(t: DeviceType): t is (typeof ipvlanFamily)[number] {
+  return (ipvlanFamily as readonly DeviceType[]).includes(t);
 }
 
 export interface AllocateRequest {

@@ -1,7 +1,5 @@
+import { AF_UNIX, SOCK_SEQPACKET } from '../../src/native/constants.js';
 import { native } from '../../src/native/index.js';
-
-const AF_UNIX = 1;
-const SOCK_SEQPACKET = 5;
 
 export interface RawReply {
   reply: any;

@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { SOCK_DGRAM } from '../../src/native/constants.js';
 import { native, type NativeBinding } from '../../src/native/index.js';
 import { CrossNamespaceError, NetlinkError } from '../../src/netns/netlink/index.js';
 import { RouteMonitor, type RouteEvent } from '../../src/netns/route-monitor.js';
@@ -37,8 +38,6 @@ function netnsSockets(): boolean {
     return false;
   }
 }
-
-const SOCK_DGRAM = 2;
 
 /**
  * Until the addon has socketInNetns(), this test stands in for it so the cross-namespace paths run

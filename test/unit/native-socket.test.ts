@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native, NativeError, asNativeError, isErrno } from '../../src/native/index.js';
 import type { Poller } from '../../src/native/index.js';
-import { AF_UNIX, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET, SO_PASSCRED } from '../../src/native/constants.js';
+import { AF_UNIX, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET, SO_PASSCRED, SO_SNDBUF } from '../../src/native/constants.js';
 
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
@@ -195,7 +195,7 @@ test('recvmsg reports truncation with the full record length; peek does not cons
   const big = Buffer.alloc(200_000, 3);
   const [c, d] = native().socketpair(SOCK_SEQPACKET | SOCK_NONBLOCK);
   t.after(() => closeAll(c, d));
-  n.setsockoptInt(c, SOL_SOCKET, 7 /* SO_SNDBUF */, 1 << 20);
+  n.setsockoptInt(c, SOL_SOCKET, SO_SNDBUF, 1 << 20);
   assert.equal(n.sendmsg(c, big, undefined, undefined), big.length);
   const rb = n.recvmsg(d, 300_000, 0);
   assert.ok(rb);

@@ -1,23 +1,25 @@
 /** Numbers from linux/netlink.h (the authority: /usr/include/linux/netlink.h). */
 
-export const AF_NETLINK = 16;
-export const SOCK_RAW = 3;
-export const NETLINK_ROUTE = 0;
-export const SOL_NETLINK = 270;
-export const SOL_SOCKET = 1;
-export const SO_RCVBUF = 8;
-export const SO_RCVBUFFORCE = 33;
+import {
+  NETLINK_ADD_MEMBERSHIP, NETLINK_CAP_ACK, NETLINK_DROP_MEMBERSHIP, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK,
+  NETLINK_LISTEN_ALL_NSID, NETLINK_NO_ENOBUFS, NETLINK_PKTINFO,
+} from '../../native/constants.js';
+
+// The socket-level names are defined once, with the addon's; the codec's users get them here too.
+export {
+  AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, SOL_NETLINK, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE,
+} from '../../native/constants.js';
 
 /** Socket options at SOL_NETLINK. */
 export const NetlinkSockopt = {
-  addMembership: 1,
-  dropMembership: 2,
-  pktinfo: 3,
-  noEnobufs: 5,
-  listenAllNsid: 8,
-  capAck: 10,
-  extAck: 11,
-  getStrictChk: 12,
+  addMembership: NETLINK_ADD_MEMBERSHIP,
+  dropMembership: NETLINK_DROP_MEMBERSHIP,
+  pktinfo: NETLINK_PKTINFO,
+  noEnobufs: NETLINK_NO_ENOBUFS,
+  listenAllNsid: NETLINK_LISTEN_ALL_NSID,
+  capAck: NETLINK_CAP_ACK,
+  extAck: NETLINK_EXT_ACK,
+  getStrictChk: NETLINK_GET_STRICT_CHK,
 } as const;
 
 /** Control message types (nlmsg_type < NLMSG_MIN_TYPE). */

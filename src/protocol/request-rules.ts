@@ -1,0 +1,86 @@
+/**
+ * What an allocate request may hold, as one plain-data table. ontapd's zod schema
+ * (src/ontapd/request-schema.ts) is built from it and the client's argument checks
+ * (src/ontap-client/args.ts) read it, so the two cannot drift; test/unit/request-rules.test.ts
+ * holds them to the same answers. No zod here: the client imports this module.
+ */
+import {
+  DNS_LABEL, DNS_LABEL_RULE, MAX_QUEUES, PROTOCOL_VERSION, deviceTypes, ipvlanFamily, ipvlanFlags, ipvlanModes,
+  macvlanModes, tapTypes, type AllocateRequest, type DeviceType,
+} from './messages.js';
+
+export type RuleField = keyof AllocateRequest;
+
+export type FieldRule =
+  /** Exactly this value. */
+  | { kind: 'literal'; required: true; value: string | number }
+  /** One of `values`, or of `valuesByType[type]`, the request's device type. */
+  | {
+    kind: 'choice'; required: boolean;
+    values?: readonly string[]; valuesByType?: Readonly<Record<DeviceType, readonly string[]>>;
+    onlyFor?: readonly DeviceType[];
+  }
+  /** An integer in [min, max]; for types outside `onlyFor` only `otherwise`. */
+  | { kind: 'integer'; required: boolean; min: number; max: number; onlyFor?: readonly DeviceType[]; otherwise?: number }
+  /** A string matching `pattern`: `what` it is, and its `rule` in words. */
+  | { kind: 'pattern'; required: boolean; pattern: RegExp; what: string; rule: string };
+
+/** Every field of AllocateRequest, in the order they are checked. */
+export const requestRules = {
+  v: { kind: 'literal', required: true, value: PROTOCOL_VERSION },
+  op: { kind: 'literal', required: true, value: 'allocate' },
+  type: { kind: 'choice', required: true, values: deviceTypes },
+  queues: { kind: 'integer', required: false, min: 1, max: MAX_QUEUES, onlyFor: tapTypes, otherwise: 1 },
+  name: { kind: 'pattern', required: false, pattern: DNS_LABEL, what: 'a DNS label', rule: DNS_LABEL_RULE },
+  mode: {
+    kind: 'choice', required: false,
+    valuesByType: { ipvlan: ipvlanModes, ipvtap: ipvlanModes, macvlan: macvlanModes, macvtap: macvlanModes },
+  },
+  flag: { kind: 'choice', required: false, values: ipvlanFlags, onlyFor: ipvlanFamily },
+} as const satisfies Record<RuleField, FieldRule>;
+
+/** "one of a, b, c" */
+export function oneOf(values: readonly string[]): string {
+  return `one of ${values.join(', ')}`;
+}
+
+/** "ipvlan and ipvtap" */
+export function typesText(types: readonly string[]): string {
+  return types.length <= 1 ? types.join('') : `${types.slice(0, -1).join(', ')} and ${types[types.length - 1]}`;
+}
+
+/** The values a choice field allows for a request of this device type (by-type choices need one). */
+export function choicesFor(rule: FieldRule & { kind: 'choice' }, type?: DeviceType): readonly string[] {
+  return (type !== undefined ? rule.valuesByType?.[type] : undefined) ?? rule.values ?? [];
+}
+
+/** What the rule allows, in words ("between 1 and 16", "one of l2, l3, l3s"), for this device type. */
+export function allowedText(rule: FieldRule, type?: DeviceType): string {
+  switch (rule.kind) {
+    case 'literal': return JSON.stringify(rule.value);
+    case 'choice': return oneOf(choicesFor(rule, type));
+    case 'integer': return `between ${rule.min} and ${rule.max}`;
+    case 'pattern': return `${rule.what} (${rule.rule})`;
+  }
+}
+
+/**
+ * Why `value` breaks the rule for a request of this device type: 'type' when the field is not for
+ * this type, 'value' when it is not an allowed value; undefined when it is fine. Takes the value
+ * as the field's JSON type (what is a number, what a string: the caller's part).
+ */
+export function violation(rule: FieldRule, value: string | number, type: DeviceType): 'type' | 'value' | undefined {
+  const forType = !('onlyFor' in rule) || rule.onlyFor === undefined || rule.onlyFor.includes(type);
+  switch (rule.kind) {
+    case 'literal':
+      return value === rule.value ? undefined : 'value';
+    case 'choice':
+      if (!forType) return 'type';
+      return typeof value === 'string' && choicesFor(rule, type).includes(value) ? undefined : 'value';
+    case 'integer':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < rule.min || value > rule.max) return 'value';
+      return forType || value === rule.otherwise ? undefined : 'type';
+    case 'pattern':
+      return typeof value === 'string' && rule.pattern.test(value) ? undefined : 'value';
+  }
+}
