@@ -18,6 +18,27 @@ function collect(dir, out = []) {
 
 const only = process.argv.slice(2);
 
+// A machine the tests run on usually has namespaces of its own with nsids (container runtimes,
+// an ontapd, ontap-zone): tests must never assume nsids start anywhere. Make sure this run sees
+// some from the start, in the initial namespace and in each other (named like the tests'
+// namespaces, so a later run sweeps them if this one dies).
+const foreign = [];
+if (process.getuid?.() === 0 && spawnSync('ip', ['netns', 'list'], { stdio: 'ignore' }).status === 0) {
+  for (let i = 0; i < 3; i++) {
+    const name = `ontap-t-${process.pid}-0-foreign${i}`;
+    if (spawnSync('ip', ['netns', 'add', name], { stdio: 'inherit' }).status !== 0) break;
+    foreign.push(name);
+    spawnSync('ip', ['netns', 'set', name, 'auto'], { stdio: 'inherit' });
+  }
+  if (foreign.length === 3) {
+    spawnSync('ip', ['-n', foreign[0], 'link', 'add', 'fa', 'type', 'veth', 'peer', 'name', 'fb', 'netns', foreign[1]], { stdio: 'inherit' });
+    spawnSync('ip', ['-n', foreign[2], 'netns', 'set', foreign[1], 'auto'], { stdio: 'inherit' });
+  }
+}
+const removeForeign = () => {
+  for (const name of foreign.splice(0)) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+};
+
 // Tests that run ontap as another uid or under systemd use it as installed (test/helpers/install.ts):
 // pack and install once for the whole run, into a prefix removed at the end.
 let prefix;
@@ -28,17 +49,19 @@ if (!process.env.ONTAP_TEST_PREFIX) {
     prefix = installFresh().prefix;
   } catch (e) {
     process.stderr.write(`test: installing the packed project failed: ${e.message}\n`);
+    removeForeign();
     process.exit(1);
   }
   process.stderr.write(`test: installed the packed project into ${prefix} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   process.env.ONTAP_TEST_PREFIX = prefix;
 }
-const removePrefix = () => {
+const cleanUp = () => {
   if (prefix) rmSync(prefix, { recursive: true, force: true });
+  removeForeign();
 };
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
-    removePrefix();
+    cleanUp();
     process.exit(128 + { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal]);
   });
 }
@@ -56,5 +79,5 @@ if (suites.includes('vm') && existsSync('dist/test/integration/vm/run.js')) {
   const r = spawnSync(process.execPath, ['dist/test/integration/vm/run.js', '--suite'], { stdio: 'inherit' });
   if (status === 0) status = r.status ?? 1;
 }
-removePrefix();
+cleanUp();
 process.exit(status);
