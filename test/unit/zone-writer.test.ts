@@ -1,10 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ZoneWriter, writeAtomic } from '../../src/ontap-zone/writer.js';
+import { ZoneWriter, readPrevious, writeAtomic } from '../../src/ontap-zone/writer.js';
 import { parse, UsageError } from '../../src/ontap-zone/args.js';
 import { ROOT } from '../helpers/ontapd.js';
 
@@ -25,6 +25,27 @@ describe('ontap-zone writer', () => {
       assert.equal(readFileSync(path, 'utf8'), 'two\n');
       assert.deepEqual(readdirSync(dir), ['data']);
       assert.equal(statSync(path).mode & 0o777, 0o644);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the previous file is read only when it is a regular file: not through a symlink, not from a FIFO', () => {
+    const dir = tmp();
+    try {
+      const path = join(dir, 'data');
+      assert.equal(readPrevious(path), undefined);
+      writeFileSync(join(dir, 'elsewhere'), 'secret\n');
+      symlinkSync(join(dir, 'elsewhere'), path);
+      assert.equal(readPrevious(path), undefined);
+      // The rename replaces the link itself; its target keeps its content.
+      writeAtomic(path, 'zone\n');
+      assert.ok(lstatSync(path).isFile());
+      assert.equal(readFileSync(join(dir, 'elsewhere'), 'utf8'), 'secret\n');
+      assert.equal(readPrevious(path), 'zone\n');
+      rmSync(path);
+      const fifo = spawnSync('mkfifo', [path]);
+      if (fifo.status === 0) assert.equal(readPrevious(path), undefined, 'a FIFO (open would block without O_NONBLOCK)');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
