@@ -25,8 +25,10 @@ export interface Workload {
   revision: string;
   /** The links carrying the name (one workload may hold several devices in its namespace). */
   links: Array<{ ifindex: number; ifname: string }>;
-  /** Sorted: class, family, address bytes. Deprecated ones only where the rule keeps them. */
+  /** Sorted: class, family, address bytes. Deprecated ones only where the rule keeps them. At most maxAddresses. */
   addresses: PublishedAddress[];
+  /** It had more addresses to publish than maxAddresses: `addresses` holds the first ones. */
+  capped: boolean;
 }
 
 export type ProblemKind = 'invalid-name' | 'reserved-name' | 'collision';
@@ -51,7 +53,17 @@ export interface PublishOptions {
   domain: string;
   /** Labels a workload may not take (the sub-zone labels, the name server's label). */
   reserved: ReadonlySet<string>;
+  /** Addresses one workload may publish (default DEFAULT_MAX_ADDRESSES). */
+  maxAddresses?: number;
 }
+
+/**
+ * --max-addresses: what one workload publishes at most. A workload needs a link-local address, a
+ * few SLAAC/DHCPv6 addresses per prefix (global, ULA; a renumbering doubles them for a while) and
+ * an IPv4 address or two; temporary addresses are not published. The kernel's own limit on
+ * autoconfigured IPv6 addresses is 16 per link (net.ipv6.conf.*.max_addresses).
+ */
+export const DEFAULT_MAX_ADDRESSES = 64;
 
 /** The longest name we publish is NAME.wan.DOMAIN (NAME.lan.DOMAIN is as long). */
 export function longestName(name: string, domain: string): string {
@@ -110,6 +122,7 @@ function byString(a: string, b: string): number {
 interface Claim {
   links: Array<{ ifindex: number; ifname: string }>;
   addresses: PublishedAddress[];
+  capped: boolean;
 }
 
 /** One namespace's part of the publication, recomputed only when the namespace changed. */
@@ -153,9 +166,12 @@ function publishNamespace(ns: NamespaceState, opts: PublishOptions): NamespacePa
         if (!prev || (prev.deprecated && !pa.deprecated)) unique.set(key, pa);
       }
     }
+    const addresses = dropShadowedDeprecated([...unique.values()]).sort(compareAddresses);
+    const max = opts.maxAddresses ?? DEFAULT_MAX_ADDRESSES;
     part.claims.set(name, {
       links: list.map(({ ifindex, ifname }) => ({ ifindex, ifname })).sort((a, b) => a.ifindex - b.ifindex),
-      addresses: dropShadowedDeprecated([...unique.values()]).sort(compareAddresses),
+      addresses: addresses.length > max ? addresses.slice(0, max) : addresses,
+      capped: addresses.length > max,
     });
   }
   return part;
@@ -194,7 +210,7 @@ export function publish(model: ZoneModel, opts: PublishOptions, cache: PublishCa
       continue;
     }
     const [{ nsid, revision, claim }] = list as [{ nsid: number; revision: string; claim: Claim }];
-    workloads.push({ name, nsid, revision, links: claim.links, addresses: claim.addresses });
+    workloads.push({ name, nsid, revision, links: claim.links, addresses: claim.addresses, capped: claim.capped });
   }
   workloads.sort((a, b) => byString(a.name, b.name));
   for (const p of problems) p.where.sort(byString);

@@ -84,7 +84,8 @@ function workloadLines(w: Workload, cfg: ZoneConfig): string[] {
   const wan = of('wan');
   const lan = of('lan');
   const local = of('local');
-  const lines = [`# ${w.name}: nsid ${w.nsid}, ${w.links.map((l) => ifnameText(l.ifname)).join(' ')}`];
+  const capped = w.capped ? ` (capped: the first ${w.addresses.length} of its addresses, --max-addresses)` : '';
+  const lines = [`# ${w.name}: nsid ${w.nsid}, ${w.links.map((l) => ifnameText(l.ifname)).join(' ')}${capped}`];
   for (const a of wan) lines.push(record(`${w.name}.wan.${domain}`, a, ttl));
   for (const a of lan) lines.push(record(`${w.name}.lan.${domain}`, a, ttl));
   const bare = `${w.name}.${domain}`;

@@ -119,6 +119,10 @@ describe('ontap-zone command line', () => {
     assert.equal(a.zone.lan.length, 2);
     assert.match(a.output, /\/data$/);
     assert.equal(a.once, false);
+    assert.equal(a.maxAddresses, 64);
+    const b = parse(['--domain', 'd.test', '--max-addresses', '8']);
+    assert.ok(typeof b === 'object');
+    assert.equal(b.maxAddresses, 8);
   });
 
   const bad: Array<[string, string[], RegExp]> = [
@@ -131,6 +135,8 @@ describe('ontap-zone command line', () => {
     ['an unknown option', ['--domain', 'd.test', '--colour'], /Unknown option/],
     ['a positional', ['--domain', 'd.test', 'extra'], /unexpected argument/],
     ['an empty --exec', ['--domain', 'd.test', '--exec', ' '], /--exec needs a command/],
+    ['--max-addresses 0', ['--domain', 'd.test', '--max-addresses', '0'], /--max-addresses must be an integer from 1 to/],
+    ['--max-addresses not a number', ['--domain', 'd.test', '--max-addresses', 'lots'], /--max-addresses must be an integer/],
   ];
   for (const [what, argv, message] of bad) {
     test(`usage error: ${what}`, () => assert.throws(() => parse(argv), (e: unknown) => e instanceof UsageError && message.test((e as Error).message)));
@@ -140,6 +146,7 @@ describe('ontap-zone command line', () => {
     const help = spawnSync(process.execPath, [MAIN, '--help'], { encoding: 'utf8' });
     assert.equal(help.status, 0);
     assert.match(help.stdout, /^Usage: ontap-zone --domain DOMAIN/);
+    assert.match(help.stdout, /^  --max-addresses N +addresses one workload publishes at most \(default 64\)/m);
     const usage = spawnSync(process.execPath, [MAIN, '--lan', 'fd00::/8', '--domain', 'd.test'], { encoding: 'utf8' });
     assert.equal(usage.status, 64);
     assert.match(usage.stderr, /^ontap-zone: --lan fd00::\/8: .*\nTry 'ontap-zone --help'\.\n$/);
