@@ -13,7 +13,7 @@ import type { Logger } from '../common/log.js';
 import { RouteSocket } from '../netns/route-socket.js';
 import type { NativeBinding } from '../native/index.js';
 import { ZoneModel } from './model.js';
-import { DEFAULT_MAX_ADDRESSES, PublishCache, problemKey, publish, type Problem, type Publication, type Workload } from './publish.js';
+import { PublishCache, problemKey, publish, type Problem, type Publication, type Workload } from './publish.js';
 import { RtnlWatch } from './rtnl-watch.js';
 import { RenderCache, render, type ZoneConfig } from './tinydns.js';
 import { ZoneWatcher } from './watcher.js';
@@ -55,7 +55,7 @@ const CAPPED_LOG_MS = 60_000;
 const CAPPED_LOG_BURST = 10;
 
 export class ZoneService {
-  readonly model = new ZoneModel();
+  readonly model: ZoneModel;
   readonly watch: RtnlWatch;
   readonly watcher: ZoneWatcher;
   readonly writer: ZoneWriter;
@@ -84,6 +84,7 @@ export class ZoneService {
     let reject!: (e: Error) => void;
     const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
     this.firstSync = { resolve, reject, promise };
+    this.model = new ZoneModel({ maxAddresses: opts.maxAddresses });
     const { domain, nameServer } = opts.zone;
     this.reserved = new Set(['lan', 'wan']);
     if (nameServer.endsWith(`.${domain}`) && !nameServer.slice(0, -domain.length - 1).includes('.')) this.reserved.add(nameServer.slice(0, -domain.length - 1));
@@ -202,7 +203,7 @@ export class ZoneService {
     }
     const since = this.dirtySince;
     const flushStart = performance.now();
-    const pub = publish(this.model, { domain: this.opts.zone.domain, reserved: this.reserved, maxAddresses: this.opts.maxAddresses }, this.publishCache);
+    const pub = publish(this.model, { domain: this.opts.zone.domain, reserved: this.reserved }, this.publishCache);
     this.lastPublication = pub;
     this.report(pub.problems);
     this.reportCapped(pub.workloads);
@@ -266,7 +267,7 @@ export class ZoneService {
       this.cappedLogged.set(key, now);
       this.log.warn('addresses-capped', {
         name: w.name, nsid: w.nsid, where: w.links.map((l) => `${w.nsid}/${l.ifname}`).join(','),
-        limit: this.opts.maxAddresses ?? DEFAULT_MAX_ADDRESSES,
+        limit: this.model.maxAddresses,
         suppressed: this.cappedSuppressed > 0 ? this.cappedSuppressed : undefined,
       });
       this.cappedSuppressed = 0;

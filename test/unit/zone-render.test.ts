@@ -112,11 +112,11 @@ describe('ontap-zone tinydns-data rendering', () => {
   });
 
   test('a capped workload says so in its comment line', () => {
-    const m = new ZoneModel();
+    const m = new ZoneModel({ maxAddresses: 2 });
     m.touchNamespace(3);
     m.upsertLink(3, link(2, 'many', 'ot9'));
     for (const a of ['203.0.113.1', '203.0.113.2', '203.0.113.3']) m.upsertAddress(3, addr(2, a));
-    const text = render(publish(m, { domain: cfg.domain, reserved, maxAddresses: 2 }), { ...cfg, lan: [] });
+    const text = render(publish(m, { domain: cfg.domain, reserved }), { ...cfg, lan: [] });
     assert.equal(text.split('\n').filter((l) => l.startsWith('# many:') || l.startsWith('+many.wan.')).join('\n'),
       '# many: nsid 3, ot9 (capped: the first 2 of its addresses, --max-addresses)\n+many.wan.example.test:203.0.113.1:60\n+many.wan.example.test:203.0.113.2:60');
   });
