@@ -9,10 +9,30 @@ export function isLevel(s: string): s is Level {
   return (levels as readonly string[]).includes(s);
 }
 
-/** Quotes a value only when logfmt would misread it (spaces, '=', quotes, control characters). */
-function formatValue(v: string): string {
-  if (v !== '' && !/[\s="\\\x00-\x1f\x7f]/.test(v)) return v;
-  return JSON.stringify(v);
+/**
+ * Code points a log line must not carry raw: controls (C0, DEL and C1: a terminal takes U+009B
+ * for CSI, U+0085 ends a line for some readers), format characters (bidi overrides and isolates,
+ * zero-width characters, tag characters), separators other than U+0020 (U+2028, U+2029, no-break
+ * and other spaces), lone surrogates, private-use and unassigned code points (JSON.stringify
+ * escapes lone surrogates itself).
+ */
+const UNSAFE = /(?! )[\p{Cc}\p{Cf}\p{Z}\p{Cs}\p{Co}\p{Cn}]/u;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu');
+
+function escapeUnits(c: string): string {
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
+}
+
+/**
+ * Quotes a value only when logfmt would misread it (spaces, '=', quotes) or a reader would be
+ * misled by it (UNSAFE); quoted, it is JSON with UNSAFE code points as \uXXXX escapes, so the
+ * line is one line of printable text whatever a caller sent.
+ */
+export function formatValue(v: string): string {
+  if (v !== '' && !/[\s="\\]/.test(v) && !UNSAFE.test(v)) return v;
+  return JSON.stringify(v).replace(UNSAFE_ALL, escapeUnits);
 }
 
 /** syslog(3) priorities, for journald's `<N>` line prefix. */

@@ -4,12 +4,13 @@ import { resolve } from 'node:path';
 import { isLevel, levels, type Level } from '../common/log.js';
 import { DNS_LABEL } from '../protocol/messages.js';
 import { parsePrefix, type Prefix } from './classify.js';
+import { DEFAULT_MAX_ADDRESSES } from './publish.js';
 import { DEFAULT_RCVBUF } from './rtnl-watch.js';
 import { LOCAL_ZONE, type ZoneConfig } from './tinydns.js';
 
 export const DEFAULT_TTL = 60;
 
-export const USAGE = `Usage: ontap-zone --domain DOMAIN [--lan PREFIX]... [--ttl SECONDS] [--output FILE] [--exec COMMAND]
+export const USAGE = `Usage: ontap-zone --domain DOMAIN [--lan PREFIX]... [--ttl SECONDS] [--output FILE] [--exec COMMAND] [--max-addresses N]
 
 Publish DNS names for the named workloads of this host as tinydns-data, following their
 addresses as they change. A workload is a link with an alias (ontap -n NAME) in a network
@@ -29,6 +30,8 @@ Options:
   --exec COMMAND       run by /bin/sh in FILE's directory after each write (e.g. tinydns-data)
   --ns NAME            name server in the SOA and NS records (default ns.DOMAIN)
   --once               write the file for the current state, run --exec, and exit
+  --max-addresses N    addresses one workload publishes at most (default ${DEFAULT_MAX_ADDRESSES}); over it,
+                       the first N in the file's order (wan, lan, local; IPv4 first; by address)
   --rcvbuf BYTES       netlink receive buffer (default ${DEFAULT_RCVBUF})
   --verbosity LEVEL    ${levels.join('|')} (default info)
   -h, --help           show this help
@@ -47,6 +50,7 @@ export interface ZoneArgs {
   output: string;
   exec: string | undefined;
   once: boolean;
+  maxAddresses: number;
   rcvbuf: number;
   verbosity: Level;
 }
@@ -89,6 +93,7 @@ export function parse(argv: string[]): ZoneArgs | 'help' | 'version' {
         exec: { type: 'string' },
         ns: { type: 'string' },
         once: { type: 'boolean' },
+        'max-addresses': { type: 'string' },
         rcvbuf: { type: 'string' },
         verbosity: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -122,6 +127,7 @@ export function parse(argv: string[]): ZoneArgs | 'help' | 'version' {
     output: resolve(output),
     exec: values.exec,
     once: values.once ?? false,
+    maxAddresses: values['max-addresses'] === undefined ? DEFAULT_MAX_ADDRESSES : integer('--max-addresses', values['max-addresses'], 1, 1 << 20),
     rcvbuf: values.rcvbuf === undefined ? DEFAULT_RCVBUF : integer('--rcvbuf', values.rcvbuf, 1024, 1 << 30),
     verbosity,
   };

@@ -41,13 +41,14 @@ async function main(): Promise<number> {
       output: args.output,
       exec: args.exec,
       rcvbuf: args.rcvbuf,
+      maxAddresses: args.maxAddresses,
       onFatal: (e) => fatal?.(e),
     }, log);
   } catch (e) {
     log.error('netlink-failed', { error: (e as Error).message });
     return ExitCode.osErr;
   }
-  log.info('starting', { domain: args.zone.domain, file: args.output, lan: args.zone.lan.length, ttl: args.zone.ttl, exec: args.exec });
+  log.info('starting', { domain: args.zone.domain, file: args.output, lan: args.zone.lan.length, ttl: args.zone.ttl, max_addresses: args.maxAddresses, exec: args.exec });
 
   return new Promise<number>((resolve) => {
     let stopping = false;

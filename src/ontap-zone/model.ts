@@ -7,9 +7,15 @@
  * that started at tick T and finished without NLM_F_DUMP_INTR has reported every object that
  * existed; anything of its scope still marked at or before T was neither dumped nor touched by an event
  * since, so it is gone (sweep). Nothing is ever emptied while a dump runs.
+ *
+ * Versions: a namespace's version (and the model's) moves only for a change that can change the
+ * file, and the workload (alias) it concerns remembers that version. Each link's publishable
+ * addresses are kept sorted (rank.ts); an address added or removed at index maxAddresses or later of
+ * its list cannot change what its workload publishes, so it moves no version and costs no write.
  */
 import type { Address, Link } from '../netns/types.js';
 import { classifyBytes, parseAddress, SCOPE_HOST, type AddressClass } from './classify.js';
+import { DEFAULT_MAX_ADDRESSES, LinkRanks, slotOf, type PublishedClass } from './rank.js';
 
 /** IFF_UP (linux/if.h). */
 const IFF_UP = 0x1;
@@ -34,6 +40,15 @@ export interface AddressState {
   bytes: Uint8Array;
   /** classifyAddress of address and scope, kept up to date with scope. */
   cls: AddressClass;
+  /** Its list in the link's ranks (slotOf), or -1. */
+  slot: number;
+}
+
+/** The links of one namespace that carry one alias. */
+export interface WorkloadState {
+  links: Set<number>;
+  /** The namespace's version at the last change of this workload that can change the file. */
+  version: number;
 }
 
 function classOf(bytes: Uint8Array, scope: number): AddressClass {
@@ -48,6 +63,10 @@ export class NamespaceState {
   readonly links = new Map<number, LinkState>();
   /** ifindex -> address key -> address. */
   readonly addresses = new Map<number, Map<string, AddressState>>();
+  /** ifindex -> the link's publishable addresses, sorted (kept beside `addresses`). */
+  readonly ranks = new Map<number, LinkRanks>();
+  /** alias -> its links. */
+  readonly workloads = new Map<string, WorkloadState>();
   touched: number;
   /** Bumped with every change in this namespace that can change the file (publish caches by it). */
   version = 0;
@@ -76,6 +95,12 @@ export class ZoneModel {
   private clock = 0;
   /** Bumped whenever something that can change the published file changes. */
   version = 0;
+  /** What one workload publishes at most (publish() reads it here). */
+  readonly maxAddresses: number;
+
+  constructor(opts: { maxAddresses?: number | undefined } = {}) {
+    this.maxAddresses = opts.maxAddresses ?? DEFAULT_MAX_ADDRESSES;
+  }
 
   /**
    * The current tick; every apply is stamped with a newer one. A dump that starts now sweeps, when
@@ -89,9 +114,33 @@ export class ZoneModel {
     return ++this.clock;
   }
 
-  private changed(ns?: NamespaceState): void {
+  /** A change in ns that can change the file; `alias`: the workload it concerns. */
+  private changed(ns?: NamespaceState, alias?: string): void {
     this.version++;
-    if (ns) ns.version++;
+    if (!ns) return;
+    ns.version++;
+    if (alias === undefined) return;
+    const w = ns.workloads.get(alias);
+    if (w) w.version = ns.version;
+  }
+
+  /** An address of link `ifindex` changed where its workload reads: the workload, if the link is named and up. */
+  private addressChanged(ns: NamespaceState, ifindex: number): void {
+    const link = ns.links.get(ifindex);
+    if (link?.alias !== undefined && link.up) this.changed(ns, link.alias);
+  }
+
+  private joinWorkload(ns: NamespaceState, alias: string, ifindex: number): void {
+    let w = ns.workloads.get(alias);
+    if (!w) ns.workloads.set(alias, (w = { links: new Set(), version: 0 }));
+    w.links.add(ifindex);
+  }
+
+  private leaveWorkload(ns: NamespaceState, alias: string, ifindex: number): void {
+    const w = ns.workloads.get(alias);
+    if (!w) return;
+    w.links.delete(ifindex);
+    if (w.links.size === 0) ns.workloads.delete(alias);
   }
 
   /** Adds the namespace if unknown; marks it touched. Returns true if it was new. */
@@ -110,7 +159,7 @@ export class ZoneModel {
     const ns = this.namespaces.get(nsid);
     if (!ns) return false;
     this.namespaces.delete(nsid);
-    if (ns.links.size > 0 || ns.addresses.size > 0) this.changed();
+    if (ns.workloads.size > 0) this.changed();
     return true;
   }
 
@@ -123,8 +172,15 @@ export class ZoneModel {
     const up = (link.flags & IFF_UP) !== 0;
     const t = this.next();
     if (prev) {
+      if (prev.alias !== alias) {
+        if (prev.alias !== undefined) {
+          this.changed(ns, prev.alias);
+          this.leaveWorkload(ns, prev.alias, link.ifindex);
+        }
+        if (alias !== undefined) this.joinWorkload(ns, alias, link.ifindex);
+      }
       // The file names a workload's links in a comment: a rename of a named link changes it too.
-      if (prev.alias !== alias || prev.up !== up || (alias !== undefined && prev.ifname !== link.ifname)) this.changed(ns);
+      if (alias !== undefined && (prev.alias !== alias || prev.up !== up || prev.ifname !== link.ifname)) this.changed(ns, alias);
       prev.ifname = link.ifname;
       prev.alias = alias;
       prev.up = up;
@@ -132,7 +188,18 @@ export class ZoneModel {
       return;
     }
     ns.links.set(link.ifindex, { ifindex: link.ifindex, ifname: link.ifname, alias, up, touched: t });
-    if (alias !== undefined) this.changed(ns);
+    if (alias !== undefined) {
+      this.joinWorkload(ns, alias, link.ifindex);
+      this.changed(ns, alias);
+    }
+  }
+
+  /** Forgets a link (its workload changes if it was named). */
+  private dropLink(ns: NamespaceState, link: LinkState): void {
+    ns.links.delete(link.ifindex);
+    if (link.alias === undefined) return;
+    this.changed(ns, link.alias);
+    this.leaveWorkload(ns, link.alias, link.ifindex);
   }
 
   /** A link left (deleted, or moved to another namespace): its addresses went with it. */
@@ -141,11 +208,29 @@ export class ZoneModel {
     if (!ns) return;
     this.next();
     const link = ns.links.get(ifindex);
-    if (link) {
-      ns.links.delete(ifindex);
-      if (link.alias !== undefined) this.changed(ns);
+    if (link) this.dropLink(ns, link);
+    ns.addresses.delete(ifindex);
+    ns.ranks.delete(ifindex);
+  }
+
+  /** Moves an address to another list of its link's ranks; true if that can change the file. */
+  private rerank(ns: NamespaceState, a: AddressState, slot: number): boolean {
+    if (slot === a.slot) return false;
+    let ranks = ns.ranks.get(a.ifindex);
+    let at = -1;
+    if (a.slot >= 0 && ranks) {
+      at = ranks.remove(a.slot, a.bytes);
+      if (ranks.empty) ns.ranks.delete(a.ifindex);
     }
-    if (ns.addresses.delete(ifindex)) this.changed(ns);
+    let relevant = at >= 0 && at < this.maxAddresses;
+    a.slot = slot;
+    if (slot >= 0) {
+      ranks = ns.ranks.get(a.ifindex);
+      if (!ranks) ns.ranks.set(a.ifindex, (ranks = new LinkRanks()));
+      at = ranks.add(slot, { family: a.family, address: a.address, bytes: a.bytes, cls: a.cls as PublishedClass });
+      relevant ||= at >= 0 && at < this.maxAddresses;
+    }
+    return relevant;
   }
 
   upsertAddress(nsid: number, a: Address): void {
@@ -160,17 +245,27 @@ export class ZoneModel {
     const prev = byKey.get(key);
     const t = this.next();
     if (prev) {
-      if (prev.flags !== a.flags || prev.scope !== a.scope) this.changed(ns);
       if (prev.scope !== a.scope) prev.cls = classOf(prev.bytes, a.scope);
       prev.flags = a.flags;
       prev.scope = a.scope;
       prev.touched = t;
+      // Flags that leave it in its list (IFA_F_PERMANENT, lifetimes) do not change the file.
+      if (this.rerank(ns, prev, slotOf(prev.family, prev.cls, prev.flags))) this.addressChanged(ns, a.ifindex);
       return;
     }
-    const bytes = parseAddress(a.family, a.address) ?? new Uint8Array(a.family === 4 ? 4 : 16);
-    const cls = parseAddress(a.family, a.address) === undefined ? 'none' : classOf(bytes, a.scope);
-    byKey.set(key, { ifindex: a.ifindex, family: a.family, address: a.address, prefixLength: a.prefixLength, scope: a.scope, flags: a.flags, touched: t, bytes, cls });
-    this.changed(ns);
+    const parsed = parseAddress(a.family, a.address);
+    const bytes = parsed ?? new Uint8Array(a.family === 4 ? 4 : 16);
+    const cls = parsed === undefined ? 'none' : classOf(bytes, a.scope);
+    const entry: AddressState = { ifindex: a.ifindex, family: a.family, address: a.address, prefixLength: a.prefixLength, scope: a.scope, flags: a.flags, touched: t, bytes, cls, slot: -1 };
+    byKey.set(key, entry);
+    if (this.rerank(ns, entry, slotOf(a.family, cls, a.flags))) this.addressChanged(ns, a.ifindex);
+  }
+
+  /** Forgets an address (byKey is its link's map). */
+  private dropAddress(ns: NamespaceState, byKey: Map<string, AddressState>, key: string, a: AddressState): void {
+    byKey.delete(key);
+    if (byKey.size === 0) ns.addresses.delete(a.ifindex);
+    if (this.rerank(ns, a, -1)) this.addressChanged(ns, a.ifindex);
   }
 
   deleteAddress(nsid: number, a: Pick<Address, 'ifindex' | 'family' | 'address' | 'prefixLength'>): void {
@@ -179,8 +274,9 @@ export class ZoneModel {
     this.next();
     const byKey = ns.addresses.get(a.ifindex);
     if (!byKey) return;
-    if (byKey.delete(addressKey(a))) this.changed(ns);
-    if (byKey.size === 0) ns.addresses.delete(a.ifindex);
+    const key = addressKey(a);
+    const entry = byKey.get(key);
+    if (entry) this.dropAddress(ns, byKey, key, entry);
   }
 
   /** Forgets the links of nsid last touched at or before `since` (a complete link dump began after tick `since`). */
@@ -188,10 +284,9 @@ export class ZoneModel {
     const ns = this.namespaces.get(nsid);
     if (!ns) return 0;
     let n = 0;
-    for (const [ifindex, link] of ns.links) {
+    for (const link of [...ns.links.values()]) {
       if (link.touched > since) continue;
-      ns.links.delete(ifindex);
-      if (link.alias !== undefined) this.changed(ns);
+      this.dropLink(ns, link);
       n++;
     }
     return n;
@@ -201,14 +296,12 @@ export class ZoneModel {
     const ns = this.namespaces.get(nsid);
     if (!ns) return 0;
     let n = 0;
-    for (const [ifindex, byKey] of ns.addresses) {
-      for (const [key, a] of byKey) {
+    for (const byKey of [...ns.addresses.values()]) {
+      for (const [key, a] of [...byKey]) {
         if (a.touched > since) continue;
-        byKey.delete(key);
-        this.changed(ns);
+        this.dropAddress(ns, byKey, key, a);
         n++;
       }
-      if (byKey.size === 0) ns.addresses.delete(ifindex);
     }
     return n;
   }
@@ -225,7 +318,7 @@ export class ZoneModel {
   }
 
   /** A plain copy for tests and comparisons: nsid -> links and addresses, without ticks. */
-  snapshot(): Array<{ nsid: number; links: Array<Omit<LinkState, 'touched'>>; addresses: Array<Omit<AddressState, 'touched' | 'bytes' | 'cls'>> }> {
+  snapshot(): Array<{ nsid: number; links: Array<Omit<LinkState, 'touched'>>; addresses: Array<Omit<AddressState, 'touched' | 'bytes' | 'cls' | 'slot'>> }> {
     return [...this.namespaces.values()]
       .sort((a, b) => a.nsid - b.nsid)
       .map((ns) => ({
@@ -234,7 +327,7 @@ export class ZoneModel {
         addresses: [...ns.addresses.values()]
           .flatMap((m) => [...m.values()])
           .sort((a, b) => a.ifindex - b.ifindex || a.address.localeCompare(b.address) || a.prefixLength - b.prefixLength)
-          .map(({ touched: _t, bytes: _b, cls: _c, ...a }) => a),
+          .map(({ touched: _t, bytes: _b, cls: _c, slot: _s, ...a }) => a),
       }));
   }
 }

@@ -2,13 +2,16 @@
  * From the model to what is published: which workloads get names, with which addresses. A pure
  * function of the model (and the domain), so the same kernel state always publishes the same thing,
  * whatever order it was learnt in. The rules are documented in docs/ontap-zone.8 (ontap-zone(8)).
+ *
+ * Incremental: a namespace's part is rebuilt only when its version moved, and within it only the
+ * workloads whose version moved; a workload's addresses are read off the front of its links'
+ * sorted lists (rank.ts), so rebuilding one costs at most --max-addresses entries whatever it holds.
  */
 import { DNS_LABEL, DNS_LABEL_RULE } from '../protocol/messages.js';
-import { AddressFlag } from '../netns/types.js';
-import type { AddressClass } from './classify.js';
-import type { NamespaceState, ZoneModel } from './model.js';
+import type { NamespaceState, WorkloadState, ZoneModel } from './model.js';
+import { select, type LinkRanks, type PublishedClass } from './rank.js';
 
-export type PublishedClass = Exclude<AddressClass, 'none'>;
+export { DEFAULT_MAX_ADDRESSES, usable, type PublishedClass } from './rank.js';
 
 export interface PublishedAddress {
   family: 4 | 6;
@@ -21,12 +24,14 @@ export interface PublishedAddress {
 export interface Workload {
   name: string;
   nsid: number;
-  /** Changes whenever anything of the workload's namespace does (render caches by it). */
+  /** Changes whenever what the file says of this workload can change (render caches by it). */
   revision: string;
   /** The links carrying the name (one workload may hold several devices in its namespace). */
   links: Array<{ ifindex: number; ifname: string }>;
-  /** Sorted: class, family, address bytes. Deprecated ones only where the rule keeps them. */
+  /** Sorted: class, family, address bytes. Deprecated ones only where the rule keeps them. At most the model's maxAddresses. */
   addresses: PublishedAddress[];
+  /** It had more addresses to publish than maxAddresses: `addresses` holds the first ones. */
+  capped: boolean;
 }
 
 export type ProblemKind = 'invalid-name' | 'reserved-name' | 'collision';
@@ -73,36 +78,6 @@ export function nameProblem(alias: string, opts: PublishOptions): { kind: Proble
   return undefined;
 }
 
-/** Whether an address is usable now: not tentative (DAD running), not dadfailed, not an IPv6 temporary. */
-export function usable(family: 4 | 6, flags: number): boolean {
-  if (flags & (AddressFlag.tentative | AddressFlag.dadfailed)) return false;
-  // IFA_F_TEMPORARY (0x01, IPv6) is IFA_F_SECONDARY for IPv4, where it must publish.
-  if (family === 6 && flags & AddressFlag.secondary) return false;
-  return true;
-}
-
-const CLASS_ORDER: Record<PublishedClass, number> = { wan: 0, lan: 1, local: 2 };
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  if (a.length !== b.length) return a.length - b.length;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return 0;
-}
-
-export function compareAddresses(a: PublishedAddress, b: PublishedAddress): number {
-  return CLASS_ORDER[a.cls] - CLASS_ORDER[b.cls] || a.family - b.family || compareBytes(a.bytes, b.bytes);
-}
-
-/**
- * Deprecated addresses (preferred lifetime over) are published only for a (class, family) that has
- * no preferred address: during a renumbering new connections go to the new prefix, and a workload
- * left with only deprecated addresses stays reachable.
- */
-function dropShadowedDeprecated(addrs: PublishedAddress[]): PublishedAddress[] {
-  const preferred = new Set(addrs.filter((a) => !a.deprecated).map((a) => `${a.cls}/${a.family}`));
-  return addrs.filter((a) => !a.deprecated || !preferred.has(`${a.cls}/${a.family}`));
-}
-
 function byString(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -110,55 +85,70 @@ function byString(a: string, b: string): number {
 interface Claim {
   links: Array<{ ifindex: number; ifname: string }>;
   addresses: PublishedAddress[];
+  capped: boolean;
 }
 
-/** One namespace's part of the publication, recomputed only when the namespace changed. */
+interface Invalid {
+  kind: ProblemKind;
+  name: string;
+  where: string;
+  detail: string;
+}
+
+/** One workload of one namespace: a claim on its name, or why the name is withheld. */
+interface WorkloadPart {
+  version: number;
+  claim: Claim | undefined;
+  invalid: Invalid[];
+}
+
+/** One namespace's part of the publication, rebuilt only where the namespace changed. */
 interface NamespacePart {
   instance: number;
   version: number;
-  claims: Map<string, Claim>;
-  invalid: Array<{ kind: ProblemKind; name: string; where: string; detail: string }>;
+  workloads: Map<string, WorkloadPart>;
 }
 
-/** Per-namespace results of publish(), reused while a namespace's version stays the same. */
+/**
+ * Per-namespace results of publish(), reused while versions stay the same. Belongs to one model
+ * and one PublishOptions.
+ */
 export class PublishCache {
   readonly parts = new Map<number, NamespacePart>();
 }
 
-function publishNamespace(ns: NamespaceState, opts: PublishOptions): NamespacePart {
-  const part: NamespacePart = { instance: ns.instance, version: ns.version, claims: new Map(), invalid: [] };
-  const links = new Map<string, Array<{ ifindex: number; ifname: string; up: boolean }>>();
-  for (const link of ns.links.values()) {
-    if (link.alias === undefined) continue;
-    const bad = nameProblem(link.alias, opts);
-    if (bad) {
-      part.invalid.push({ kind: bad.kind, name: link.alias, where: `${ns.nsid}/${link.ifname}`, detail: bad.detail });
-      continue;
-    }
-    let list = links.get(link.alias);
-    if (!list) links.set(link.alias, (list = []));
-    list.push({ ifindex: link.ifindex, ifname: link.ifname, up: link.up });
+function publishWorkload(ns: NamespaceState, alias: string, w: WorkloadState, max: number, opts: PublishOptions): WorkloadPart {
+  const links = [...w.links].map((i) => ns.links.get(i)!).sort((a, b) => a.ifindex - b.ifindex);
+  const bad = nameProblem(alias, opts);
+  if (bad) {
+    return { version: w.version, claim: undefined, invalid: links.map((l) => ({ kind: bad.kind, name: alias, where: `${ns.nsid}/${l.ifname}`, detail: bad.detail })) };
   }
-  for (const [name, list] of links) {
-    // The same address on two links of one workload is published once.
-    const unique = new Map<string, PublishedAddress>();
-    for (const link of list) {
-      // A link that is not administratively up carries no traffic: its addresses are not published.
-      if (!link.up) continue;
-      for (const a of ns.addresses.get(link.ifindex)?.values() ?? []) {
-        if (a.cls === 'none' || !usable(a.family, a.flags)) continue;
-        const pa: PublishedAddress = { family: a.family, address: a.address, bytes: a.bytes, cls: a.cls, deprecated: (a.flags & AddressFlag.deprecated) !== 0 };
-        const key = `${a.family}/${a.address}`;
-        const prev = unique.get(key);
-        if (!prev || (prev.deprecated && !pa.deprecated)) unique.set(key, pa);
-      }
-    }
-    part.claims.set(name, {
-      links: list.map(({ ifindex, ifname }) => ({ ifindex, ifname })).sort((a, b) => a.ifindex - b.ifindex),
-      addresses: dropShadowedDeprecated([...unique.values()]).sort(compareAddresses),
-    });
+  // A link that is not administratively up carries no traffic: its addresses are not published.
+  const ranks: LinkRanks[] = [];
+  for (const l of links) {
+    const r = l.up ? ns.ranks.get(l.ifindex) : undefined;
+    if (r) ranks.push(r);
   }
-  return part;
+  const { selected, capped } = select(ranks, max);
+  return {
+    version: w.version,
+    invalid: [],
+    claim: {
+      links: links.map(({ ifindex, ifname }) => ({ ifindex, ifname })),
+      addresses: selected.map(({ entry, deprecated }) => ({ family: entry.family, address: entry.address, bytes: entry.bytes, cls: entry.cls, deprecated })),
+      capped,
+    },
+  };
+}
+
+function publishNamespace(ns: NamespaceState, max: number, opts: PublishOptions, prev: NamespacePart | undefined): NamespacePart {
+  const reuse = prev?.instance === ns.instance ? prev.workloads : undefined;
+  const workloads = new Map<string, WorkloadPart>();
+  for (const [alias, w] of ns.workloads) {
+    const old = reuse?.get(alias);
+    workloads.set(alias, old !== undefined && old.version === w.version ? old : publishWorkload(ns, alias, w, max, opts));
+  }
+  return { instance: ns.instance, version: ns.version, workloads };
 }
 
 export function publish(model: ZoneModel, opts: PublishOptions, cache: PublishCache = new PublishCache()): Publication {
@@ -167,20 +157,20 @@ export function publish(model: ZoneModel, opts: PublishOptions, cache: PublishCa
   for (const ns of model.namespaces.values()) {
     let part = cache.parts.get(ns.nsid);
     if (!part || part.instance !== ns.instance || part.version !== ns.version) {
-      part = publishNamespace(ns, opts);
+      part = publishNamespace(ns, model.maxAddresses, opts, part);
       cache.parts.set(ns.nsid, part);
     }
-    for (const bad of part.invalid) {
-      const key = `${bad.kind}\0${bad.name}`;
-      const p = invalid.get(key) ?? { kind: bad.kind, name: bad.name, where: [], detail: bad.detail };
-      p.where.push(bad.where);
-      invalid.set(key, p);
-    }
-    const revision = `${ns.instance}.${ns.version}`;
-    for (const [name, claim] of part.claims) {
+    for (const [name, wp] of part.workloads) {
+      for (const bad of wp.invalid) {
+        const key = `${bad.kind}\0${bad.name}`;
+        const p = invalid.get(key) ?? { kind: bad.kind, name: bad.name, where: [], detail: bad.detail };
+        p.where.push(bad.where);
+        invalid.set(key, p);
+      }
+      if (!wp.claim) continue;
       let list = claims.get(name);
       if (!list) claims.set(name, (list = []));
-      list.push({ nsid: ns.nsid, revision, claim });
+      list.push({ nsid: ns.nsid, revision: `${ns.instance}.${wp.version}`, claim: wp.claim });
     }
   }
   for (const nsid of cache.parts.keys()) if (!model.namespaces.has(nsid)) cache.parts.delete(nsid);
@@ -194,7 +184,7 @@ export function publish(model: ZoneModel, opts: PublishOptions, cache: PublishCa
       continue;
     }
     const [{ nsid, revision, claim }] = list as [{ nsid: number; revision: string; claim: Claim }];
-    workloads.push({ name, nsid, revision, links: claim.links, addresses: claim.addresses });
+    workloads.push({ name, nsid, revision, links: claim.links, addresses: claim.addresses, capped: claim.capped });
   }
   workloads.sort((a, b) => byString(a.name, b.name));
   for (const p of problems) p.where.sort(byString);

@@ -13,7 +13,7 @@ import type { Logger } from '../common/log.js';
 import { RouteSocket } from '../netns/route-socket.js';
 import type { NativeBinding } from '../native/index.js';
 import { ZoneModel } from './model.js';
-import { PublishCache, problemKey, publish, type Problem, type Publication } from './publish.js';
+import { PublishCache, problemKey, publish, type Problem, type Publication, type Workload } from './publish.js';
 import { RtnlWatch } from './rtnl-watch.js';
 import { RenderCache, render, type ZoneConfig } from './tinydns.js';
 import { ZoneWatcher } from './watcher.js';
@@ -25,6 +25,8 @@ export interface ZoneServiceOptions {
   exec?: string | undefined;
   /** Netlink receive buffer (bytes). */
   rcvbuf?: number | undefined;
+  /** Addresses one workload publishes at most (default DEFAULT_MAX_ADDRESSES). */
+  maxAddresses?: number | undefined;
   /** Least time between two writes (default 0: a burst read in one go is one write anyway). */
   minIntervalMs?: number;
   /** Longest a change waits for running dumps before it is written anyway (default 1000 ms). */
@@ -44,9 +46,16 @@ export class ZoneWriteError extends Error {
 /** Kept latencies (event to renamed file), for the bench and the stop line. */
 const LAG_SAMPLES = 4096;
 const WRITE_RETRY_MS = 1000;
+/**
+ * A workload over --max-addresses is logged when it goes over; the same workload again at most
+ * once per CAPPED_LOG_MS (one that hovers around the cap would log every change), and all of them
+ * together at most CAPPED_LOG_BURST lines per CAPPED_LOG_MS (the rest are counted in the next line).
+ */
+const CAPPED_LOG_MS = 60_000;
+const CAPPED_LOG_BURST = 10;
 
 export class ZoneService {
-  readonly model = new ZoneModel();
+  readonly model: ZoneModel;
   readonly watch: RtnlWatch;
   readonly watcher: ZoneWatcher;
   readonly writer: ZoneWriter;
@@ -57,6 +66,12 @@ export class ZoneService {
   private lastWrite = 0;
   private stopped = false;
   private problems = new Map<string, Problem>();
+  /** Workloads capped in the last publication (nsid, name). */
+  private cappedNow = new Set<string>();
+  /** When each workload's capped line was last logged. */
+  private cappedLogged = new Map<string, number>();
+  private cappedLines: number[] = [];
+  private cappedSuppressed = 0;
   private firstSync: { resolve: () => void; reject: (e: Error) => void; promise: Promise<void> };
   /** Milliseconds from the first change of a burst to its file being in place. */
   readonly lags: number[] = [];
@@ -69,6 +84,7 @@ export class ZoneService {
     let reject!: (e: Error) => void;
     const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
     this.firstSync = { resolve, reject, promise };
+    this.model = new ZoneModel({ maxAddresses: opts.maxAddresses });
     const { domain, nameServer } = opts.zone;
     this.reserved = new Set(['lan', 'wan']);
     if (nameServer.endsWith(`.${domain}`) && !nameServer.slice(0, -domain.length - 1).includes('.')) this.reserved.add(nameServer.slice(0, -domain.length - 1));
@@ -190,6 +206,7 @@ export class ZoneService {
     const pub = publish(this.model, { domain: this.opts.zone.domain, reserved: this.reserved }, this.publishCache);
     this.lastPublication = pub;
     this.report(pub.problems);
+    this.reportCapped(pub.workloads);
     const rendering = performance.now();
     const text = render(pub, this.opts.zone, this.renderCache);
     const writing = performance.now();
@@ -228,6 +245,35 @@ export class ZoneService {
     } else if (first) {
       this.firstSync.resolve();
     }
+  }
+
+  /** Logs a workload going over --max-addresses (rate-limited: see CAPPED_LOG_MS). */
+  private reportCapped(workloads: Workload[]): void {
+    const now = performance.now();
+    const capped = new Set<string>();
+    for (const w of workloads) {
+      if (!w.capped) continue;
+      const key = `${w.nsid}\0${w.name}`;
+      capped.add(key);
+      if (this.cappedNow.has(key)) continue;
+      const last = this.cappedLogged.get(key);
+      if (last !== undefined && now - last < CAPPED_LOG_MS) continue;
+      while (this.cappedLines.length > 0 && now - this.cappedLines[0]! >= CAPPED_LOG_MS) this.cappedLines.shift();
+      if (this.cappedLines.length >= CAPPED_LOG_BURST) {
+        this.cappedSuppressed++;
+        continue;
+      }
+      this.cappedLines.push(now);
+      this.cappedLogged.set(key, now);
+      this.log.warn('addresses-capped', {
+        name: w.name, nsid: w.nsid, where: w.links.map((l) => `${w.nsid}/${l.ifname}`).join(','),
+        limit: this.model.maxAddresses,
+        suppressed: this.cappedSuppressed > 0 ? this.cappedSuppressed : undefined,
+      });
+      this.cappedSuppressed = 0;
+    }
+    this.cappedNow = capped;
+    for (const [key, at] of this.cappedLogged) if (now - at >= CAPPED_LOG_MS) this.cappedLogged.delete(key);
   }
 
   /** Logs each withheld name once when it appears and once when it is resolved. */

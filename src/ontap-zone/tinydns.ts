@@ -64,6 +64,15 @@ function quote(s: string): string {
   return JSON.stringify(s).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/**
+ * An interface name as it is when it is plain printable ASCII, else quoted: the kernel takes any
+ * byte but "/", ":" and white space in a name, escape sequences and C1 controls included, and a
+ * workload names its own links.
+ */
+function ifnameText(s: string): string {
+  return /^[\x21-\x7e]+$/.test(s) && !/["\\]/.test(s) ? s : quote(s);
+}
+
 function record(fqdn: string, a: PublishedAddress, ttl: number, location?: string): string {
   const lo = location === undefined ? '' : `::${location}`;
   return a.family === 4 ? `+${fqdn}:${a.address}:${ttl}${lo}` : `:${fqdn}:28:${octal(a.bytes)}:${ttl}${lo}`;
@@ -75,7 +84,8 @@ function workloadLines(w: Workload, cfg: ZoneConfig): string[] {
   const wan = of('wan');
   const lan = of('lan');
   const local = of('local');
-  const lines = [`# ${w.name}: nsid ${w.nsid}, ${w.links.map((l) => l.ifname).join(' ')}`];
+  const capped = w.capped ? ` (capped: the first ${w.addresses.length} of its addresses, --max-addresses)` : '';
+  const lines = [`# ${w.name}: nsid ${w.nsid}, ${w.links.map((l) => ifnameText(l.ifname)).join(' ')}${capped}`];
   for (const a of wan) lines.push(record(`${w.name}.wan.${domain}`, a, ttl));
   for (const a of lan) lines.push(record(`${w.name}.lan.${domain}`, a, ttl));
   const bare = `${w.name}.${domain}`;

@@ -4,9 +4,16 @@
  * previous file, never a partial one, and ontap-zone rewrites it from the kernel's state at start
  * (an fsync of the directory doubled the cost of a write here: 8 ms instead of 4.6 ms for 645 KiB). Identical content is not
  * rewritten. An exec still running when the next write lands is followed by exactly one more run.
+ *
+ * The directory may be writable by others (a group that runs tinydns-data): nothing here follows
+ * a name someone else may have planted. The temporary file has a random name and is created with
+ * O_EXCL (which never follows a symlink) and O_NOFOLLOW; the rename replaces whatever FILE is
+ * without opening it; the previous FILE is read only if it is a regular file, opened with
+ * O_NOFOLLOW and O_NONBLOCK (a FIFO there would block the open and the read forever).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants as fsConstants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 export interface WriterLog {
@@ -21,11 +28,47 @@ export interface ExecResult {
   ms: number;
 }
 
+const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fsConstants;
+/** Names tried for the temporary file before giving up (each taken one is someone else's file). */
+const TEMP_ATTEMPTS = 16;
+/** A previous file larger than this is not read (it is not one we wrote; the first write replaces it). */
+const MAX_PREVIOUS_BYTES = 256 << 20;
+
+/** Creates a new file with a random name next to `path`; returns its name and descriptor. */
+function createTemporary(path: string): { tmp: string; fd: number } {
+  const dir = dirname(path);
+  for (let attempt = 1; ; attempt++) {
+    const tmp = join(dir, `.${basename(path)}.ontap-zone.${randomBytes(8).toString('hex')}.tmp`);
+    try {
+      return { tmp, fd: openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= TEMP_ATTEMPTS) throw e;
+    }
+  }
+}
+
+/** FILE's content if it is a regular file we may read, else undefined (absent, a symlink, a FIFO, a device). */
+export function readPrevious(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > MAX_PREVIOUS_BYTES) return undefined;
+    return readFileSync(fd, 'utf8');
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Atomically replaces `path` with `content`. */
 export function writeAtomic(path: string, content: string | Buffer): void {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.ontap-zone.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w', 0o644);
+  const { tmp, fd } = createTemporary(path);
   try {
     try {
       // writeSync may write less than asked (a file size limit, a full disk): loop until all is
@@ -56,12 +99,8 @@ export class ZoneWriter {
     private readonly exec: string | undefined,
     private readonly log: WriterLog,
   ) {
-    try {
-      // A restart with the same state leaves the file (and its mtime, tinydns's SOA serial) alone.
-      this.last = readFileSync(path, 'utf8');
-    } catch {
-      this.last = undefined;
-    }
+    // A restart with the same state leaves the file (and its mtime, tinydns's SOA serial) alone.
+    this.last = readPrevious(path);
   }
 
   /** Writes unless the file already holds exactly this. Returns whether it wrote. Throws on I/O errors. */

@@ -51,13 +51,25 @@ export class TestZone {
     return this.child?.pid ?? -1;
   }
 
-  /** Starts and waits for the first file (event=serving). */
-  async start(timeoutMs = 15000): Promise<void> {
+  /**
+   * Starts and waits for the first file (event=serving). `beforeExec` runs with ontap-zone's pid
+   * before ontap-zone does (a shell waits, then execs `ip netns exec`, which execs node: one pid).
+   */
+  async start(timeoutMs = 15000, beforeExec?: (pid: number) => void): Promise<void> {
     const logFd = openSync(this.logPath, 'a');
-    const child = spawn('ip', ['netns', 'exec', this.ns, process.execPath, ONTAP_ZONE, '--output', this.file, '--verbosity=debug', ...this.args],
-      { stdio: ['ignore', 'ignore', logFd] });
+    const argv = ['ip', 'netns', 'exec', this.ns, process.execPath, ONTAP_ZONE, '--output', this.file, '--verbosity=debug', ...this.args];
+    const child = beforeExec === undefined
+      ? spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', logFd] })
+      : spawn('sh', ['-c', 'read go && exec "$@" </dev/null', 'sh', ...argv], { stdio: ['pipe', 'ignore', logFd] });
     closeSync(logFd);
     this.child = child;
+    if (beforeExec !== undefined) {
+      try {
+        beforeExec(child.pid!);
+      } finally {
+        child.stdin!.end('go\n');
+      }
+    }
     this.exited = new Promise((r) => child.on('exit', (code) => r(code)));
     const deadline = Date.now() + timeoutMs;
     while (!this.log.includes('event=serving')) {

@@ -79,6 +79,31 @@ describe('ontap-zone model and publication rules', () => {
     assert.deepEqual(pub.workloads[0]!.links.map((l) => l.ifindex), [2, 3], 'two links in one namespace: one workload');
   });
 
+  test('a workload publishes at most maxAddresses: the first in class, family and address order', () => {
+    const fill = (m: ZoneModel): ZoneModel => {
+      m.touchNamespace(1);
+      m.upsertLink(1, link(2, 'w'));
+      m.upsertAddress(1, addr(2, 'fe80::1'));
+      m.upsertAddress(1, addr(2, '10.0.0.1'));
+      for (let i = 40; i > 0; i--) m.upsertAddress(1, addr(2, `2001:db8::${i.toString(16)}`, 0x80, 128));
+      m.upsertAddress(1, addr(2, '203.0.113.1'));
+      return m;
+    };
+    let pub = publish(fill(new ZoneModel({ maxAddresses: 4 })), opts);
+    assert.deepEqual(addresses(pub, 'w'), ['wan 203.0.113.1', 'wan 2001:db8::1', 'wan 2001:db8::2', 'wan 2001:db8::3']);
+    assert.equal(pub.workloads[0]!.capped, true);
+    // The default is 64: 43 addresses are all published.
+    pub = publish(fill(new ZoneModel()), opts);
+    assert.equal(addresses(pub, 'w').length, 43);
+    assert.equal(pub.workloads[0]!.capped, false);
+    // Exactly at the cap is not over it.
+    pub = publish(fill(new ZoneModel({ maxAddresses: 43 })), opts);
+    assert.equal(pub.workloads[0]!.capped, false);
+    pub = publish(fill(new ZoneModel({ maxAddresses: 42 })), opts);
+    assert.equal(pub.workloads[0]!.capped, true);
+    assert.deepEqual(addresses(pub, 'w').slice(-2), ['wan 2001:db8::28', 'lan 10.0.0.1'], 'the link-local one goes first');
+  });
+
   test('one name in two namespaces is a collision: neither is published, both are reported', () => {
     const m = new ZoneModel();
     for (const nsid of [1, 2]) {

@@ -97,6 +97,30 @@ describe('ontap-zone tinydns-data rendering', () => {
     assert.doesNotMatch(text, /^\+web1\.example\.test:10\./m);
   });
 
+  test('an interface name with an escape sequence or C1 controls is quoted and escaped in the comment line', () => {
+    const m = new ZoneModel();
+    m.touchNamespace(3);
+    // The kernel takes these bytes in a name (only "/", ":" and white space are refused): ESC [2J
+    // clears a terminal that shows the file, U+009B is CSI in C1, U+202E reverses what follows.
+    m.upsertLink(3, link(2, 'web', 'e\x1b[2J\u009b\u202e'));
+    m.upsertLink(3, link(4, 'web', 'ok0'));
+    m.upsertAddress(3, addr(2, '203.0.113.5'));
+    const text = render(publish(m, { domain: cfg.domain, reserved }), { ...cfg, lan: [] });
+    const comment = text.split('\n').find((l) => l.startsWith('# web:'))!;
+    assert.deepEqual(Buffer.from(comment), Buffer.from('# web: nsid 3, "e\\u001b[2J\\u009b\\u202e" ok0', 'ascii'));
+    assert.match(Buffer.from(text).toString('latin1'), /^[\x20-\x7e\n]*$/, 'the whole file is printable ASCII');
+  });
+
+  test('a capped workload says so in its comment line', () => {
+    const m = new ZoneModel({ maxAddresses: 2 });
+    m.touchNamespace(3);
+    m.upsertLink(3, link(2, 'many', 'ot9'));
+    for (const a of ['203.0.113.1', '203.0.113.2', '203.0.113.3']) m.upsertAddress(3, addr(2, a));
+    const text = render(publish(m, { domain: cfg.domain, reserved }), { ...cfg, lan: [] });
+    assert.equal(text.split('\n').filter((l) => l.startsWith('# many:') || l.startsWith('+many.wan.')).join('\n'),
+      '# many: nsid 3, ot9 (capped: the first 2 of its addresses, --max-addresses)\n+many.wan.example.test:203.0.113.1:60\n+many.wan.example.test:203.0.113.2:60');
+  });
+
   test('AAAA data as tinydns-data octal escapes', () => {
     assert.equal(octal(Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, 0, 0xff])), '\\040\\001\\015\\270\\000\\377');
   });

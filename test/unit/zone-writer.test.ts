@@ -1,10 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ZoneWriter, writeAtomic } from '../../src/ontap-zone/writer.js';
+import { ZoneWriter, readPrevious, writeAtomic } from '../../src/ontap-zone/writer.js';
 import { parse, UsageError } from '../../src/ontap-zone/args.js';
 import { ROOT } from '../helpers/ontapd.js';
 
@@ -25,6 +25,27 @@ describe('ontap-zone writer', () => {
       assert.equal(readFileSync(path, 'utf8'), 'two\n');
       assert.deepEqual(readdirSync(dir), ['data']);
       assert.equal(statSync(path).mode & 0o777, 0o644);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the previous file is read only when it is a regular file: not through a symlink, not from a FIFO', () => {
+    const dir = tmp();
+    try {
+      const path = join(dir, 'data');
+      assert.equal(readPrevious(path), undefined);
+      writeFileSync(join(dir, 'elsewhere'), 'secret\n');
+      symlinkSync(join(dir, 'elsewhere'), path);
+      assert.equal(readPrevious(path), undefined);
+      // The rename replaces the link itself; its target keeps its content.
+      writeAtomic(path, 'zone\n');
+      assert.ok(lstatSync(path).isFile());
+      assert.equal(readFileSync(join(dir, 'elsewhere'), 'utf8'), 'secret\n');
+      assert.equal(readPrevious(path), 'zone\n');
+      rmSync(path);
+      const fifo = spawnSync('mkfifo', [path]);
+      if (fifo.status === 0) assert.equal(readPrevious(path), undefined, 'a FIFO (open would block without O_NONBLOCK)');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -98,6 +119,10 @@ describe('ontap-zone command line', () => {
     assert.equal(a.zone.lan.length, 2);
     assert.match(a.output, /\/data$/);
     assert.equal(a.once, false);
+    assert.equal(a.maxAddresses, 64);
+    const b = parse(['--domain', 'd.test', '--max-addresses', '8']);
+    assert.ok(typeof b === 'object');
+    assert.equal(b.maxAddresses, 8);
   });
 
   const bad: Array<[string, string[], RegExp]> = [
@@ -110,6 +135,8 @@ describe('ontap-zone command line', () => {
     ['an unknown option', ['--domain', 'd.test', '--colour'], /Unknown option/],
     ['a positional', ['--domain', 'd.test', 'extra'], /unexpected argument/],
     ['an empty --exec', ['--domain', 'd.test', '--exec', ' '], /--exec needs a command/],
+    ['--max-addresses 0', ['--domain', 'd.test', '--max-addresses', '0'], /--max-addresses must be an integer from 1 to/],
+    ['--max-addresses not a number', ['--domain', 'd.test', '--max-addresses', 'lots'], /--max-addresses must be an integer/],
   ];
   for (const [what, argv, message] of bad) {
     test(`usage error: ${what}`, () => assert.throws(() => parse(argv), (e: unknown) => e instanceof UsageError && message.test((e as Error).message)));
@@ -119,6 +146,7 @@ describe('ontap-zone command line', () => {
     const help = spawnSync(process.execPath, [MAIN, '--help'], { encoding: 'utf8' });
     assert.equal(help.status, 0);
     assert.match(help.stdout, /^Usage: ontap-zone --domain DOMAIN/);
+    assert.match(help.stdout, /^  --max-addresses N +addresses one workload publishes at most \(default 64\)/m);
     const usage = spawnSync(process.execPath, [MAIN, '--lan', 'fd00::/8', '--domain', 'd.test'], { encoding: 'utf8' });
     assert.equal(usage.status, 64);
     assert.match(usage.stderr, /^ontap-zone: --lan fd00::\/8: .*\nTry 'ontap-zone --help'\.\n$/);
