@@ -10,6 +10,7 @@ import { parseRequest } from './request-schema.js';
 import { RequestError } from './errors.js';
 import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
 import { Releaser } from './releaser.js';
+import { RefusalLog } from './refusal-log.js';
 import type { PortSocket } from './listener.js';
 
 export interface DaemonLimits {
@@ -85,6 +86,8 @@ export class Daemon {
   private readonly uplinkUse = new Map<string, UplinkUse>();
   private readonly factory: DeviceFactory;
   readonly releaser: Releaser;
+  /** Lines a caller causes by being refused: rate-limited per uid and kind. */
+  private readonly refusals: RefusalLog;
   private readonly ownNetns = statSync('/proc/self/ns/net', { bigint: true });
   private nextId = 1;
   private pending = 0;
@@ -99,6 +102,7 @@ export class Daemon {
   ) {
     this.factory = new DeviceFactory(rtnl, key);
     this.releaser = new Releaser(rtnl, log);
+    this.refusals = new RefusalLog(log);
   }
 
   get deviceCount(): number {
@@ -146,7 +150,7 @@ export class Daemon {
     const waitingOfUid = this.pendingPerUid.get(peer.uid) ?? 0;
     if (this.stopping || this.pending >= this.limits.maxPending || waitingOfUid >= this.limits.maxPendingPerUid) {
       const reason = waitingOfUid >= this.limits.maxPendingPerUid ? `uid ${peer.uid} has too many connections waiting` : 'too many connections waiting';
-      this.log.warn('refused', { conn: conn.id, pid: peer.pid, uid: peer.uid, reason });
+      this.refusals.write('warn', 'refused', peer.uid, 'refused', { conn: conn.id, pid: peer.pid, uid: peer.uid, reason });
       this.sendError(conn, { code: 'limit', message: `ontapd is busy: ${reason}` });
       native().close(fd);
       return;
@@ -187,7 +191,7 @@ export class Daemon {
         if (!conn.refusedExtra) {
           conn.refusedExtra = true;
           this.sendError(conn, { code: 'conflict', message: 'this connection already holds a device; open another connection for another device' });
-          this.log.warn('bad-request', { conn: conn.id, uid: conn.peer.uid, reason: 'second request on one connection' });
+          this.refusals.write('warn', 'bad-request', conn.peer.uid, 'second-request', { conn: conn.id, uid: conn.peer.uid, reason: 'second request on one connection' });
         }
         continue;
       }
@@ -371,7 +375,7 @@ export class Daemon {
 
   private fail(conn: Connection, err: RequestError): void {
     const level = err.code === 'internal' ? 'error' : 'warn';
-    this.log[level]('request-failed', {
+    this.refusals.write(level, 'request-failed', conn.peer.uid, `request-failed/${err.code}`, {
       conn: conn.id, pid: conn.peer.pid, uid: conn.peer.uid, uplink: conn.port.socket.uplink,
       code: err.code, field: err.field, error: err.message,
     });
@@ -410,6 +414,7 @@ export class Daemon {
       native().close(port.socket.fd);
     }
     for (const conn of [...this.conns.values()]) this.close(conn, 'shutdown');
+    this.refusals.stop();
     await this.releaser.idle();
   }
 
