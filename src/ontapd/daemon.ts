@@ -11,6 +11,7 @@ import { RequestError } from './errors.js';
 import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
 import { Releaser } from './releaser.js';
 import { RefusalLog } from './refusal-log.js';
+import { NameRegistry } from './names.js';
 import type { PortSocket } from './listener.js';
 
 export interface DaemonLimits {
@@ -27,6 +28,14 @@ export interface DaemonLimits {
 }
 
 export const defaultLimits: DaemonLimits = { maxDevices: 4096, maxPerUid: 256, maxPending: 1024, maxPendingPerUid: 64, requestTimeoutMs: 5000 };
+
+/** The administrator's rules beyond the caps (ontapd's options). */
+export interface DaemonPolicy {
+  /** Workload names reserved for one uid each (--reserve NAME=UID). */
+  reserved: ReadonlyMap<string, number>;
+}
+
+export const defaultPolicy: DaemonPolicy = { reserved: new Map() };
 
 type ConnState = 'awaiting' | 'allocating' | 'leased' | 'closed';
 
@@ -84,6 +93,8 @@ export class Daemon {
   /** Connections per uid that have not finished their request: one user cannot fill the queue. */
   private readonly pendingPerUid = new Map<number, number>();
   private readonly uplinkUse = new Map<string, UplinkUse>();
+  /** Which uid's leases hold which workload names. */
+  private readonly names: NameRegistry;
   private readonly factory: DeviceFactory;
   readonly releaser: Releaser;
   /** Lines a caller causes by being refused: rate-limited per uid and kind. */
@@ -99,8 +110,10 @@ export class Daemon {
     private readonly log: Logger,
     private readonly limits: DaemonLimits,
     key: Buffer,
+    policy: DaemonPolicy = defaultPolicy,
   ) {
     this.factory = new DeviceFactory(rtnl, key);
+    this.names = new NameRegistry(policy.reserved);
     this.releaser = new Releaser(rtnl, log);
     this.refusals = new RefusalLog(log);
   }
@@ -252,6 +265,7 @@ export class Daemon {
           `uplink ${conn.port.socket.uplink} carries ipvlan devices in mode ${use.mode} ${use.flag}; the mode belongs to the uplink, so every ipvlan on it must use it`, 'mode');
       }
     }
+    if (req.name !== undefined) this.names.check(req.name, uid);
     if (req.mode === 'passthru' && uid !== 0) {
       // passthru hands the whole uplink (all its unicast, its MAC, promiscuity) to one device.
       throw new RequestError('forbidden', 'only root may ask for passthru mode: it takes the whole uplink', 'mode');
@@ -304,7 +318,7 @@ export class Daemon {
     let device: Device;
     let tapFds: number[];
     try {
-      ({ device, fds: tapFds } = await this.factory.allocate(req, { uplink, uplinkIfindex, netnsFd: nsFd }));
+      ({ device, fds: tapFds } = await this.factory.allocate(req, { uplink, uplinkIfindex, netnsFd: nsFd, owner: conn.peer.uid }));
     } catch (e) {
       this.account(conn.peer.uid, uplink, req, -1);
       throw e;
@@ -340,6 +354,10 @@ export class Daemon {
     const n = (this.perUid.get(uid) ?? 0) + delta;
     if (n > 0) this.perUid.set(uid, n);
     else this.perUid.delete(uid);
+    if (req.name !== undefined) {
+      if (delta > 0) this.names.claim(req.name, uid);
+      else this.names.release(req.name, uid);
+    }
     const use = this.uplinkUse.get(uplink);
     if (delta > 0) {
       if (use) use.count++;
@@ -359,7 +377,7 @@ export class Daemon {
     const device = conn.device;
     if (device === undefined) return;
     conn.device = undefined;
-    this.account(conn.peer.uid, device.info.uplink, { v: 1, op: 'allocate', type: device.info.type }, -1);
+    this.account(conn.peer.uid, device.info.uplink, { v: 1, op: 'allocate', type: device.info.type, name: device.info.name }, -1);
     this.releaser.release(device);
     this.log.info('release', { conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid });
   }

@@ -86,9 +86,12 @@ export interface RawReply {
   error?: { code: string; message: string; field?: string };
 }
 
-/** argv that runs the raw caller as uid 65534 in network namespace `ns`. */
-export function rawCallerArgv(ns: string, args: string[]): string[] {
-  return ['ip', 'netns', 'exec', ns, ...AS_NOBODY, 'env', SYSTEM_PATH, 'python3', '-c', SOURCE, ...args];
+/** Who runs the raw caller: uid 65534 (the attacker), or root (to show what the attacker aims at). */
+export type Caller = 'nobody' | 'root';
+
+/** argv that runs the raw caller as `caller` in network namespace `ns`. */
+export function rawCallerArgv(ns: string, args: string[], caller: Caller = 'nobody'): string[] {
+  return ['ip', 'netns', 'exec', ns, ...(caller === 'nobody' ? AS_NOBODY : []), 'env', SYSTEM_PATH, 'python3', '-c', SOURCE, ...args];
 }
 
 /** Whether uid 65534 can run a python3 from the system's directories. */
@@ -96,17 +99,20 @@ export function nobodyHasPython(): boolean {
   return spawnSync(AS_NOBODY[0]!, [...AS_NOBODY.slice(1), 'env', SYSTEM_PATH, 'python3', '-c', 'import socket, array'], { stdio: 'ignore' }).status === 0;
 }
 
-/** One request as uid 65534 from namespace `ns`; the reply ontapd sent. */
-export function requestAsNobody(ns: string, socket: string, request: object): RawReply {
-  const argv = rawCallerArgv(ns, ['request', socket, JSON.stringify(request)]);
+/** One request from namespace `ns` (as uid 65534 unless told); the reply ontapd sent. */
+export function rawRequest(ns: string, socket: string, request: object, caller: Caller = 'nobody'): RawReply {
+  const argv = rawCallerArgv(ns, ['request', socket, JSON.stringify(request)], caller);
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20000 });
   if (r.status !== 0) throw new Error(`raw caller exited ${r.status ?? r.signal}: ${r.stderr}`);
   return JSON.parse(r.stdout.trim()) as RawReply;
 }
 
-/** A lease held by uid 65534 in `ns` until the returned process is killed; resolves with the reply. */
-export function holdAsNobody(ns: string, socket: string, request: object): Promise<{ child: ChildProcess; reply: RawReply }> {
-  const argv = rawCallerArgv(ns, ['request', socket, JSON.stringify(request), 'hold']);
+/**
+ * A lease held from `ns` (by uid 65534 unless told) until the returned process is killed; resolves
+ * with the reply (a refused request ends the process at once).
+ */
+export function rawHold(ns: string, socket: string, request: object, caller: Caller = 'nobody'): Promise<{ child: ChildProcess; reply: RawReply }> {
+  const argv = rawCallerArgv(ns, ['request', socket, JSON.stringify(request), 'hold'], caller);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
