@@ -12,6 +12,7 @@ import { DeviceFactory, familyOf, type Device, type Family } from './devices.js'
 import { Releaser } from './releaser.js';
 import { RefusalLog } from './refusal-log.js';
 import { NameRegistry } from './names.js';
+import { defaultUplinkConfig, withUplinkSettings, type UplinkConfig } from './uplink-policy.js';
 import type { PortSocket } from './listener.js';
 
 export interface DaemonLimits {
@@ -33,9 +34,11 @@ export const defaultLimits: DaemonLimits = { maxDevices: 4096, maxPerUid: 256, m
 export interface DaemonPolicy {
   /** Workload names reserved for one uid each (--reserve NAME=UID). */
   reserved: ReadonlyMap<string, number>;
+  /** What the uplinks serve (--family, --ipvlan-mode, --ipvlan-flag): not the first caller's choice. */
+  uplink: UplinkConfig;
 }
 
-export const defaultPolicy: DaemonPolicy = { reserved: new Map() };
+export const defaultPolicy: DaemonPolicy = { reserved: new Map(), uplink: defaultUplinkConfig };
 
 type ConnState = 'awaiting' | 'allocating' | 'leased' | 'closed';
 
@@ -110,7 +113,7 @@ export class Daemon {
     private readonly log: Logger,
     private readonly limits: DaemonLimits,
     key: Buffer,
-    policy: DaemonPolicy = defaultPolicy,
+    private readonly policy: DaemonPolicy = defaultPolicy,
   ) {
     this.factory = new DeviceFactory(rtnl, key);
     this.names = new NameRegistry(policy.reserved);
@@ -304,9 +307,10 @@ export class Daemon {
     return nsFd;
   }
 
-  private async allocate(conn: Connection, req: AllocateRequest, fds: number[]): Promise<Device> {
-    const nsFd = this.checkPolicy(conn, req, fds);
+  private async allocate(conn: Connection, asked: AllocateRequest, fds: number[]): Promise<Device> {
     const uplink = conn.port.socket.uplink;
+    const req = withUplinkSettings(asked, conn.peer.uid, this.policy.uplink, uplink);
+    const nsFd = this.checkPolicy(conn, req, fds);
     let uplinkIfindex: number;
     try {
       uplinkIfindex = this.rtnl.getLink({ ifname: uplink }).ifindex;

@@ -10,7 +10,8 @@ import { Daemon, defaultLimits, type DaemonLimits, type DaemonPolicy } from './d
 import { bindPort, socketsFromSystemd, unlinkPort, ListenerError, type PortSocket } from './listener.js';
 import { sdNotify } from './notify.js';
 import { hostKey } from './identity.js';
-import { allowedText, requestRules, violation } from '../protocol/request-rules.js';
+import { allowedText, oneOf, requestRules, uplinkSettings, violation, type UplinkSettingName } from '../protocol/request-rules.js';
+import type { UplinkConfig } from './uplink-policy.js';
 
 const USAGE = `Usage: ontapd [OPTIONS] UPLINK...
 
@@ -25,6 +26,11 @@ Options:
   --max-devices N        devices held at once by all callers (default ${defaultLimits.maxDevices})
   --max-per-uid N        devices held at once by one uid (default ${defaultLimits.maxPerUid})
   --request-timeout MS   time a connection has to send its request (default ${defaultLimits.requestTimeoutMs})
+  --family FAMILY        what the uplinks serve: ipvlan (ipvlan, ipvtap; the default) or
+                         macvlan (macvlan, macvtap)
+  --ipvlan-mode MODE     their ipvlan mode: ${uplinkSettings.ipvlanMode.values.join(', ')} (default ${uplinkSettings.ipvlanMode.default})
+  --ipvlan-flag FLAG     their ipvlan flag: ${uplinkSettings.ipvlanFlag.values.join(', ')} (default ${uplinkSettings.ipvlanFlag.default})
+                         callers other than root get these and may not ask for others
   --reserve NAME=UID     workload name NAME is uid UID's alone (a number or a user name);
                          repeatable. Unreserved names: the first live lease's uid holds it
   --verbosity LEVEL      ${levels.join('|')} (default info)
@@ -71,6 +77,19 @@ function userId(name: string): number {
   throw new UsageError(`--reserve: no user named "${name}" in /etc/passwd`);
 }
 
+/** --family, --ipvlan-mode, --ipvlan-flag: one of the setting's values, else its default. */
+function uplinkConfig(values: Record<string, unknown>): UplinkConfig {
+  const config = {} as UplinkConfig;
+  for (const [name, setting] of Object.entries(uplinkSettings) as Array<[UplinkSettingName, (typeof uplinkSettings)[UplinkSettingName]]>) {
+    const value = values[setting.option];
+    if (value !== undefined && !(setting.values as readonly unknown[]).includes(value)) {
+      throw new UsageError(`--${setting.option} must be ${oneOf(setting.values)}, not "${String(value)}"`);
+    }
+    config[name] = (value as string | undefined) ?? setting.default;
+  }
+  return config;
+}
+
 /** --reserve NAME=UID, repeated: each name for one uid. */
 function reservations(values: string[]): Map<string, number> {
   const reserved = new Map<string, number>();
@@ -102,6 +121,9 @@ function parse(argv: string[]): Config | 'help' | 'version' {
       'max-per-uid': { type: 'string' },
       'request-timeout': { type: 'string' },
       reserve: { type: 'string', multiple: true },
+      family: { type: 'string' },
+      'ipvlan-mode': { type: 'string' },
+      'ipvlan-flag': { type: 'string' },
       verbosity: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
@@ -128,7 +150,7 @@ function parse(argv: string[]): Config | 'help' | 'version' {
       maxPerUid: positiveInt('max-per-uid', values['max-per-uid'], defaultLimits.maxPerUid),
       requestTimeoutMs: positiveInt('request-timeout', values['request-timeout'], defaultLimits.requestTimeoutMs),
     },
-    policy: { reserved: reservations(values.reserve ?? []) },
+    policy: { reserved: reservations(values.reserve ?? []), uplink: uplinkConfig(values) },
   };
 }
 

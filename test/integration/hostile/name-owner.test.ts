@@ -60,7 +60,8 @@ describeWhen('hostile: a workload name belongs to the uid that uses it', reason,
     rootWork = nets.add('root');
     nobodyWork = nets.add('nobody');
     client = installed().bin('ontap');
-    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666']);
+    // uid 65534's macvlans: the family is the administrator's (ontapd --family).
+    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--family', 'macvlan']);
     await daemon.start();
   });
 
@@ -113,7 +114,7 @@ describeWhen('hostile: a workload name belongs to the uid that uses it', reason,
   test('--reserve NAME=UID: the name is forbidden to every other uid, root included', async () => {
     // A second uplink and ontapd, so that its start-up reclaim cannot touch up0's devices.
     nets.veth(host, 'up1', wire, 'peer1');
-    const reserving = new TestDaemon(host, ['up1'], ['--mode', '0666', '--reserve', 'db=0', '--reserve', 'backup=65534']);
+    const reserving = new TestDaemon(host, ['up1'], ['--mode', '0666', '--family', 'macvlan', '--reserve', 'db=0', '--reserve', 'backup=65534']);
     await reserving.start();
     try {
       const socket = reserving.socket();
