@@ -50,10 +50,12 @@ if cmd == 'request':
     if len(sys.argv) > 4 and sys.argv[4] == 'hold' and reply and reply.get('ok'):
         sys.stdin.read()
 elif cmd == 'flood':
-    # flood SOCKET N HOLD EXTRA RECORD: N connections one after another, each sending RECORD and
-    # reading the reply; then HOLD connections kept open without a request (the per-uid cap on
-    # waiting connections) and EXTRA more that each send RECORD. Counts the reply codes.
+    # flood SOCKET N HOLD EXTRA RECORD PAUSE: N connections one after another, each sending RECORD
+    # and reading the reply; then HOLD connections kept open without a request (the per-uid cap on
+    # waiting connections) and EXTRA more that each send RECORD. Counts the reply codes. After
+    # PAUSE of the N (0: never) it says so and waits for a line on stdin.
     path, n, hold, extra, record = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6].encode()
+    pause = int(sys.argv[7])
     codes = {}
     def one():
         s = connect(path)
@@ -70,8 +72,9 @@ elif cmd == 'flood':
     started = time.monotonic()
     for i in range(n):
         one()
-        if (i + 1) % 1000 == 0:
-            print(json.dumps({'progress': i + 1}), flush=True)
+        if i + 1 == pause:
+            print(json.dumps({'paused': i + 1}), flush=True)
+            sys.stdin.readline()
     held = [connect(path) for _ in range(hold)]
     for _ in range(extra):
         one()
