@@ -16,6 +16,8 @@ export const refusalRate: RateLimitConfig = { burst: 5, refillMs: 10000, maxKeys
 export class RefusalLog {
   private readonly limiter: RateLimiter;
   private readonly timer: NodeJS.Timeout;
+  /** Each kind's level, for its suppressed lines: a count of errors is reported as an error. */
+  private readonly levels = new Map<string, Level>();
 
   constructor(private readonly log: Logger, config: RateLimitConfig = refusalRate, now: () => number = () => performance.now()) {
     this.limiter = new RateLimiter(config, now);
@@ -29,13 +31,14 @@ export class RefusalLog {
    */
   write(level: Level, event: string, uid: number, kind: string, fields: Fields): void {
     if (!this.log.enabled(level)) return;
+    this.levels.set(kind, level);
     if (this.limiter.admit(uid, kind)) this.log[level](event, fields);
   }
 
   /** Reports what was held back since the last flush. */
   flush(): void {
     for (const s of this.limiter.drain()) {
-      this.log.warn('suppressed', { uid: s.uid ?? 'other', kind: s.kind, count: s.count });
+      this.log[this.levels.get(s.kind) ?? 'warn']('suppressed', { uid: s.uid ?? 'other', kind: s.kind, count: s.count });
     }
   }
 

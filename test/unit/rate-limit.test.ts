@@ -96,6 +96,7 @@ test('RefusalLog: lines while the bucket lasts, then one suppressed line per key
     for (let i = 0; i < 5; i++) log.write('warn', 'refused', 65534, 'refused', { conn: i, uid: 65534 });
     log.write('warn', 'request-failed', 0, 'request-failed/bad-request', { conn: 9, uid: 0 });
     log.write('debug', 'refused', 65534, 'refused', { conn: 10, uid: 65534 });
+    for (let i = 20; i < 24; i++) log.write('error', 'request-failed', 65534, 'request-failed/internal', { conn: i, uid: 65534 });
     log.flush();
     c.advance(10000);
     log.write('warn', 'refused', 65534, 'refused', { conn: 11, uid: 65534 });
@@ -106,8 +107,11 @@ test('RefusalLog: lines while the bucket lasts, then one suppressed line per key
       'ontapd: level=warn event=refused conn=0 uid=65534',
       'ontapd: level=warn event=refused conn=1 uid=65534',
       'ontapd: level=warn event=request-failed conn=9 uid=0',
-      // A debug line below the threshold is neither written nor counted.
+      'ontapd: level=error event=request-failed conn=20 uid=65534',
+      'ontapd: level=error event=request-failed conn=21 uid=65534',
+      // A debug line below the threshold is neither written nor counted; errors are counted as errors.
       'ontapd: level=warn event=suppressed uid=65534 kind=refused count=3',
+      'ontapd: level=error event=suppressed uid=65534 kind=request-failed/internal count=2',
       'ontapd: level=warn event=refused conn=11 uid=65534',
       'ontapd: level=warn event=suppressed uid=65534 kind=refused count=1',
       '',
