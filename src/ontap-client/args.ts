@@ -18,13 +18,15 @@ SOCKET is ontapd's socket for the uplink, e.g. /run/ontap/port.wlp3s0. Without i
 $ONTAP_SOCKET, else the only port.* in /run/ontap.
 
 Options (before or after SOCKET):
-  -t, --type TYPE      ipvlan (default), ipvtap, macvlan or macvtap
+  -t, --type TYPE      ipvlan (default), ipvtap, macvlan or macvtap; unless root, of the
+                       family the uplink serves (ontapd --family)
   -m, --queues N       tap types: queues, one descriptor each (1..${MAX_QUEUES}, default 1)
   -n, --name NAME      workload name (a DNS label): stored as the device alias, gives a
                        stable IPv6 interface identifier (RFC 7217) and a stable MAC (macvlan)
-      --mode MODE      ipvlan/ipvtap: l2 (default), l3, l3s
+      --mode MODE      ipvlan/ipvtap: l2, l3, l3s (default and, unless root, the only one
+                       allowed: the uplink's, ontapd --ipvlan-mode)
                        macvlan/macvtap: bridge (default), private, vepa, passthru
-      --flag FLAG      ipvlan/ipvtap: bridge (default), private, vepa
+      --flag FLAG      ipvlan/ipvtap: bridge, private, vepa (likewise the uplink's)
       --netns          run COMMAND in a new network namespace (needs CAP_SYS_ADMIN)
       --uts            run COMMAND in a new UTS namespace with hostname NAME (needs -n)
       --keep-fd N      hand inherited descriptor N on to COMMAND (repeatable); the ones

@@ -10,6 +10,9 @@ import { parseRequest } from './request-schema.js';
 import { RequestError } from './errors.js';
 import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
 import { Releaser } from './releaser.js';
+import { RefusalLog } from './refusal-log.js';
+import { NameRegistry } from './names.js';
+import { defaultUplinkConfig, withUplinkSettings, type UplinkConfig } from './uplink-policy.js';
 import type { PortSocket } from './listener.js';
 
 export interface DaemonLimits {
@@ -26,6 +29,16 @@ export interface DaemonLimits {
 }
 
 export const defaultLimits: DaemonLimits = { maxDevices: 4096, maxPerUid: 256, maxPending: 1024, maxPendingPerUid: 64, requestTimeoutMs: 5000 };
+
+/** The administrator's rules beyond the caps (ontapd's options). */
+export interface DaemonPolicy {
+  /** Workload names reserved for one uid each (--reserve NAME=UID). */
+  reserved: ReadonlyMap<string, number>;
+  /** What the uplinks serve (--family, --ipvlan-mode, --ipvlan-flag): not the first caller's choice. */
+  uplink: UplinkConfig;
+}
+
+export const defaultPolicy: DaemonPolicy = { reserved: new Map(), uplink: defaultUplinkConfig };
 
 type ConnState = 'awaiting' | 'allocating' | 'leased' | 'closed';
 
@@ -83,8 +96,12 @@ export class Daemon {
   /** Connections per uid that have not finished their request: one user cannot fill the queue. */
   private readonly pendingPerUid = new Map<number, number>();
   private readonly uplinkUse = new Map<string, UplinkUse>();
+  /** Which uid's leases hold which workload names. */
+  private readonly names: NameRegistry;
   private readonly factory: DeviceFactory;
   readonly releaser: Releaser;
+  /** Lines a caller causes by being refused: rate-limited per uid and kind. */
+  private readonly refusals: RefusalLog;
   private readonly ownNetns = statSync('/proc/self/ns/net', { bigint: true });
   private nextId = 1;
   private pending = 0;
@@ -96,9 +113,12 @@ export class Daemon {
     private readonly log: Logger,
     private readonly limits: DaemonLimits,
     key: Buffer,
+    private readonly policy: DaemonPolicy = defaultPolicy,
   ) {
     this.factory = new DeviceFactory(rtnl, key);
+    this.names = new NameRegistry(policy.reserved);
     this.releaser = new Releaser(rtnl, log);
+    this.refusals = new RefusalLog(log);
   }
 
   get deviceCount(): number {
@@ -146,7 +166,7 @@ export class Daemon {
     const waitingOfUid = this.pendingPerUid.get(peer.uid) ?? 0;
     if (this.stopping || this.pending >= this.limits.maxPending || waitingOfUid >= this.limits.maxPendingPerUid) {
       const reason = waitingOfUid >= this.limits.maxPendingPerUid ? `uid ${peer.uid} has too many connections waiting` : 'too many connections waiting';
-      this.log.warn('refused', { conn: conn.id, pid: peer.pid, uid: peer.uid, reason });
+      this.refusals.write('warn', 'refused', peer.uid, 'refused', { conn: conn.id, pid: peer.pid, uid: peer.uid, reason });
       this.sendError(conn, { code: 'limit', message: `ontapd is busy: ${reason}` });
       native().close(fd);
       return;
@@ -187,7 +207,7 @@ export class Daemon {
         if (!conn.refusedExtra) {
           conn.refusedExtra = true;
           this.sendError(conn, { code: 'conflict', message: 'this connection already holds a device; open another connection for another device' });
-          this.log.warn('bad-request', { conn: conn.id, uid: conn.peer.uid, reason: 'second request on one connection' });
+          this.refusals.write('warn', 'bad-request', conn.peer.uid, 'second-request', { conn: conn.id, uid: conn.peer.uid, reason: 'second request on one connection' });
         }
         continue;
       }
@@ -248,6 +268,7 @@ export class Daemon {
           `uplink ${conn.port.socket.uplink} carries ipvlan devices in mode ${use.mode} ${use.flag}; the mode belongs to the uplink, so every ipvlan on it must use it`, 'mode');
       }
     }
+    if (req.name !== undefined) this.names.check(req.name, uid);
     if (req.mode === 'passthru' && uid !== 0) {
       // passthru hands the whole uplink (all its unicast, its MAC, promiscuity) to one device.
       throw new RequestError('forbidden', 'only root may ask for passthru mode: it takes the whole uplink', 'mode');
@@ -286,9 +307,10 @@ export class Daemon {
     return nsFd;
   }
 
-  private async allocate(conn: Connection, req: AllocateRequest, fds: number[]): Promise<Device> {
-    const nsFd = this.checkPolicy(conn, req, fds);
+  private async allocate(conn: Connection, asked: AllocateRequest, fds: number[]): Promise<Device> {
     const uplink = conn.port.socket.uplink;
+    const req = withUplinkSettings(asked, conn.peer.uid, this.policy.uplink, uplink);
+    const nsFd = this.checkPolicy(conn, req, fds);
     let uplinkIfindex: number;
     try {
       uplinkIfindex = this.rtnl.getLink({ ifname: uplink }).ifindex;
@@ -300,7 +322,7 @@ export class Daemon {
     let device: Device;
     let tapFds: number[];
     try {
-      ({ device, fds: tapFds } = await this.factory.allocate(req, { uplink, uplinkIfindex, netnsFd: nsFd }));
+      ({ device, fds: tapFds } = await this.factory.allocate(req, { uplink, uplinkIfindex, netnsFd: nsFd, owner: conn.peer.uid }));
     } catch (e) {
       this.account(conn.peer.uid, uplink, req, -1);
       throw e;
@@ -336,6 +358,10 @@ export class Daemon {
     const n = (this.perUid.get(uid) ?? 0) + delta;
     if (n > 0) this.perUid.set(uid, n);
     else this.perUid.delete(uid);
+    if (req.name !== undefined) {
+      if (delta > 0) this.names.claim(req.name, uid);
+      else this.names.release(req.name, uid);
+    }
     const use = this.uplinkUse.get(uplink);
     if (delta > 0) {
       if (use) use.count++;
@@ -355,7 +381,7 @@ export class Daemon {
     const device = conn.device;
     if (device === undefined) return;
     conn.device = undefined;
-    this.account(conn.peer.uid, device.info.uplink, { v: 1, op: 'allocate', type: device.info.type }, -1);
+    this.account(conn.peer.uid, device.info.uplink, { v: 1, op: 'allocate', type: device.info.type, name: device.info.name }, -1);
     this.releaser.release(device);
     this.log.info('release', { conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid });
   }
@@ -371,7 +397,7 @@ export class Daemon {
 
   private fail(conn: Connection, err: RequestError): void {
     const level = err.code === 'internal' ? 'error' : 'warn';
-    this.log[level]('request-failed', {
+    this.refusals.write(level, 'request-failed', conn.peer.uid, `request-failed/${err.code}`, {
       conn: conn.id, pid: conn.peer.pid, uid: conn.peer.uid, uplink: conn.port.socket.uplink,
       code: err.code, field: err.field, error: err.message,
     });
@@ -410,6 +436,7 @@ export class Daemon {
       native().close(port.socket.fd);
     }
     for (const conn of [...this.conns.values()]) this.close(conn, 'shutdown');
+    this.refusals.stop();
     await this.releaser.idle();
   }
 

@@ -40,6 +40,8 @@ export interface AllocateContext {
   uplinkIfindex: number;
   /** The caller's network namespace (verified against its credentials), for ipvlan/macvlan. */
   netnsFd: number | undefined;
+  /** The caller's uid: a named device's MAC and stable_secret are the owner's (identity.ts). */
+  owner: number;
 }
 
 /** Where the kernel said no, phrased for the caller. */
@@ -141,7 +143,7 @@ export class DeviceFactory {
         // A named device comes up only after its stable secret is in place, so its first
         // link-local address is already the RFC 7217 one.
         up: !named,
-        ...(named && data.kind === 'macvlan' ? { address: stableMac(this.key, req.name!) } : {}),
+        ...(named && data.kind === 'macvlan' ? { address: stableMac(this.key, ctx.owner, req.name!) } : {}),
       });
     } catch (e) {
       throw explain(e, req, ctx);
@@ -149,7 +151,7 @@ export class DeviceFactory {
     try {
       if (named) {
         // Writing a link's stable_secret also switches it to IN6_ADDR_GEN_MODE_STABLE_PRIVACY.
-        native().writeFileInNetns(netnsFd, `/proc/sys/net/ipv6/conf/${ifname}/stable_secret`, stableSecret(this.key, req.name!));
+        native().writeFileInNetns(netnsFd, `/proc/sys/net/ipv6/conf/${ifname}/stable_secret`, stableSecret(this.key, ctx.owner, req.name!));
         this.rtnl.setLink({ ifname, netnsFd }, { alias: req.name!, up: true });
       }
       const link = this.rtnl.getLink({ ifname, targetNsid: nsid });
@@ -179,7 +181,7 @@ export class DeviceFactory {
         allmulti: true,
         numQueues: queues,
         ...(named ? { alias: req.name! } : {}),
-        ...(named && data.kind === 'macvtap' ? { address: stableMac(this.key, req.name!) } : {}),
+        ...(named && data.kind === 'macvtap' ? { address: stableMac(this.key, ctx.owner, req.name!) } : {}),
       });
     } catch (e) {
       throw explain(e, req, ctx);

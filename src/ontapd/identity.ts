@@ -19,24 +19,33 @@ export function hostKey(): Buffer {
   return Buffer.from(`host:${hostname()}`);
 }
 
-function derive(key: Buffer, purpose: string, name: string): Buffer {
-  return createHmac('sha256', key).update(`ontap/${purpose}/v1\0${name}`).digest();
+/**
+ * A workload's identity is its owner's: the uid (SO_PEERCRED, in ontapd's user namespace) is part
+ * of the input, so another uid asking for the same name later gets other values, and the
+ * stable_secret a caller can read in a user and network namespace of its own tells it nothing
+ * about another uid's. Root's names keep the input they had before uids were part of it (root's
+ * workloads keep their addresses): only a peer that is root gets it, and every other uid's input
+ * starts with another tag. `name` is a DNS label (no NUL), `uid` digits: the input is unambiguous.
+ */
+function derive(key: Buffer, purpose: string, uid: number, name: string): Buffer {
+  const input = uid === 0 ? `ontap/${purpose}/v1\0${name}` : `ontap/${purpose}/uid/v1\0${uid}\0${name}`;
+  return createHmac('sha256', key).update(input).digest();
 }
 
-/** The IPv6 stable_secret (RFC 7217 "secret_key") for a workload, as the sysctl wants it. */
-export function stableSecret(key: Buffer, name: string): string {
-  const b = derive(key, 'stable_secret', name);
+/** The IPv6 stable_secret (RFC 7217 "secret_key") for uid's workload `name`, as the sysctl wants it. */
+export function stableSecret(key: Buffer, uid: number, name: string): string {
+  const b = derive(key, 'stable_secret', uid, name);
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
   return groups.join(':');
 }
 
 /**
- * A locally administered unicast MAC for a named macvlan/macvtap. The kernel hashes the hardware
+ * A locally administered unicast MAC for uid's named macvlan/macvtap. The kernel hashes the hardware
  * address into RFC 7217 identifiers, so a random MAC per creation would defeat a stable secret.
  */
-export function stableMac(key: Buffer, name: string): string {
-  const b = derive(key, 'mac', name).subarray(0, 6);
+export function stableMac(key: Buffer, uid: number, name: string): string {
+  const b = derive(key, 'mac', uid, name).subarray(0, 6);
   b[0] = (b[0]! & 0xfe) | 0x02;
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

@@ -6,10 +6,12 @@ import { ExitCode } from '../common/sysexits.js';
 import { packageVersion } from '../common/version.js';
 import { addonOrExit } from '../common/addon.js';
 import { RouteSocket } from '../netns/route-socket.js';
-import { Daemon, defaultLimits, type DaemonLimits } from './daemon.js';
+import { Daemon, defaultLimits, type DaemonLimits, type DaemonPolicy } from './daemon.js';
 import { bindPort, socketsFromSystemd, unlinkPort, ListenerError, type PortSocket } from './listener.js';
 import { sdNotify } from './notify.js';
 import { hostKey } from './identity.js';
+import { allowedText, oneOf, requestRules, uplinkSettings, violation, type UplinkSettingName } from '../protocol/request-rules.js';
+import type { UplinkConfig } from './uplink-policy.js';
 
 const USAGE = `Usage: ontapd [OPTIONS] UPLINK...
 
@@ -24,6 +26,13 @@ Options:
   --max-devices N        devices held at once by all callers (default ${defaultLimits.maxDevices})
   --max-per-uid N        devices held at once by one uid (default ${defaultLimits.maxPerUid})
   --request-timeout MS   time a connection has to send its request (default ${defaultLimits.requestTimeoutMs})
+  --family FAMILY        what the uplinks serve: ipvlan (ipvlan, ipvtap; the default) or
+                         macvlan (macvlan, macvtap)
+  --ipvlan-mode MODE     their ipvlan mode: ${uplinkSettings.ipvlanMode.values.join(', ')} (default ${uplinkSettings.ipvlanMode.default})
+  --ipvlan-flag FLAG     their ipvlan flag: ${uplinkSettings.ipvlanFlag.values.join(', ')} (default ${uplinkSettings.ipvlanFlag.default})
+                         callers other than root get these and may not ask for others
+  --reserve NAME=UID     workload name NAME is uid UID's alone (a number or a user name);
+                         repeatable. Unreserved names: the first live lease's uid holds it
   --verbosity LEVEL      ${levels.join('|')} (default info)
   -h, --help             show this help
   --version              show the version
@@ -40,6 +49,7 @@ interface Config {
   mode: number;
   verbosity: Level;
   limits: DaemonLimits;
+  policy: DaemonPolicy;
   uplinks: string[];
 }
 
@@ -58,6 +68,44 @@ function groupId(name: string): number {
   throw new UsageError(`--group: no group named "${name}" in /etc/group`);
 }
 
+function userId(name: string): number {
+  if (/^[0-9]{1,10}$/.test(name) && Number(name) < 2 ** 32 - 1) return Number(name);
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const [user, , uid] = line.split(':');
+    if (user === name && uid !== undefined) return Number(uid);
+  }
+  throw new UsageError(`--reserve: no user named "${name}" in /etc/passwd`);
+}
+
+/** --family, --ipvlan-mode, --ipvlan-flag: one of the setting's values, else its default. */
+function uplinkConfig(values: Record<string, unknown>): UplinkConfig {
+  const config = {} as UplinkConfig;
+  for (const [name, setting] of Object.entries(uplinkSettings) as Array<[UplinkSettingName, (typeof uplinkSettings)[UplinkSettingName]]>) {
+    const value = values[setting.option];
+    if (value !== undefined && !(setting.values as readonly unknown[]).includes(value)) {
+      throw new UsageError(`--${setting.option} must be ${oneOf(setting.values)}, not "${String(value)}"`);
+    }
+    config[name] = (value as string | undefined) ?? setting.default;
+  }
+  return config;
+}
+
+/** --reserve NAME=UID, repeated: each name for one uid. */
+function reservations(values: string[]): Map<string, number> {
+  const reserved = new Map<string, number>();
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    const name = value.slice(0, eq);
+    if (eq < 0 || violation(requestRules.name, name, 'ipvlan') !== undefined) {
+      throw new UsageError(`--reserve wants NAME=UID with NAME ${allowedText(requestRules.name)}, not "${value}"`);
+    }
+    const uid = userId(value.slice(eq + 1));
+    if (reserved.has(name) && reserved.get(name) !== uid) throw new UsageError(`--reserve: "${name}" is reserved for two uids`);
+    reserved.set(name, uid);
+  }
+  return reserved;
+}
+
 /** Linux interface names: 1-15 bytes, no '/', ':' or whitespace, not "." or "..". */
 const IFNAME = /^(?!\.{1,2}$)[^/:\s]{1,15}$/;
 
@@ -72,6 +120,10 @@ function parse(argv: string[]): Config | 'help' | 'version' {
       'max-devices': { type: 'string' },
       'max-per-uid': { type: 'string' },
       'request-timeout': { type: 'string' },
+      reserve: { type: 'string', multiple: true },
+      family: { type: 'string' },
+      'ipvlan-mode': { type: 'string' },
+      'ipvlan-flag': { type: 'string' },
       verbosity: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
@@ -98,6 +150,7 @@ function parse(argv: string[]): Config | 'help' | 'version' {
       maxPerUid: positiveInt('max-per-uid', values['max-per-uid'], defaultLimits.maxPerUid),
       requestTimeoutMs: positiveInt('request-timeout', values['request-timeout'], defaultLimits.requestTimeoutMs),
     },
+    policy: { reserved: reservations(values.reserve ?? []), uplink: uplinkConfig(values) },
   };
 }
 
@@ -128,7 +181,7 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) log.warn('not-root', { reason: 'creating devices needs CAP_NET_ADMIN' });
 
   const rtnl = RouteSocket.open();
-  const daemon = new Daemon(rtnl, log, config.limits, hostKey());
+  const daemon = new Daemon(rtnl, log, config.limits, hostKey(), config.policy);
   const ifindexes = new Set<number>();
   for (const uplink of uplinks) {
     try {

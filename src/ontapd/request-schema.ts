@@ -68,6 +68,26 @@ const allocateSchema = z
     }
   });
 
+/** Longest part of a caller's key shown back (in the reply and ontapd's log). */
+const SHOWN_KEY_CHARS = 64;
+/** Unknown keys listed in one message; the rest are counted. */
+const SHOWN_KEYS = 4;
+
+/**
+ * A key from the request as ontapd shows it: a plain one as it is; anything else quoted, with
+ * every character outside printable ASCII (C0 and C1 controls such as U+0085 and U+009B, DEL,
+ * line and paragraph separators, any other non-ASCII) as \uXXXX, and cut at 64 characters.
+ * The key is the caller's, and the message and field it lands in are written to ontapd's log and
+ * the caller's terminal: neither may receive a control sequence from it.
+ */
+export function shownKey(key: string): string {
+  if (/^[A-Za-z0-9_-]{1,64}$/.test(key)) return key;
+  // By UTF-16 code unit: a surrogate pair, or half of one, becomes two (or one) \uXXXX.
+  const body = key.slice(0, SHOWN_KEY_CHARS).replace(/[^\x20-\x7e]|["\\]/g, (c) =>
+    c === '"' || c === '\\' ? `\\${c}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `"${body}"${key.length > SHOWN_KEY_CHARS ? '...' : ''}`;
+}
+
 export type ParseResult = { ok: true; request: AllocateRequest } | { ok: false; error: ProtocolError };
 
 /** Parses one request record: JSON, then the schema; the first issue names the field and the rule. */
@@ -85,8 +105,10 @@ export function parseRequest(record: Buffer): ParseResult {
   if (result.success) return { ok: true, request: result.data as unknown as AllocateRequest };
   const issue = result.error.issues[0]!;
   if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.join(', ');
-    return { ok: false, error: { code: 'bad-request', field: issue.keys[0], message: `unknown field: ${keys}` } };
+    const shown = issue.keys.slice(0, SHOWN_KEYS).map(shownKey);
+    const more = issue.keys.length > SHOWN_KEYS ? ` and ${issue.keys.length - SHOWN_KEYS} more` : '';
+    const noun = issue.keys.length === 1 ? 'field' : 'fields';
+    return { ok: false, error: { code: 'bad-request', field: shown[0], message: `unknown ${noun}: ${shown.join(', ')}${more}` } };
   }
   const field = issue.path.join('.');
   const missing = issue.path.length === 1 && !(String(issue.path[0]) in (json as object));

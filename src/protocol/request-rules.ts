@@ -39,6 +39,42 @@ export const requestRules = {
   flag: { kind: 'choice', required: false, values: ipvlanFlags, onlyFor: ipvlanFamily },
 } as const satisfies Record<RuleField, FieldRule>;
 
+/**
+ * What the kernel keeps on the uplink rather than on one device, so that the first device's choice
+ * would bind every later caller: the family (a parent carries ipvlan or macvlan devices, never
+ * both) and ipvlan's mode and flag (ipvlan_link_new sets them on the parent's port, for every
+ * ipvlan on it). They are the administrator's: ontapd's `--OPTION` sets each (`default` without
+ * it), a request that leaves the field out gets the uplink's value, and a caller other than root
+ * that names another is refused (forbidden, naming `field`). `byType` maps a device type to the
+ * setting's value where the field is not the value itself (type -> family); the setting applies
+ * only to `onlyFor` types. macvlan's mode is each device's own, so it stays the caller's choice
+ * (passthru, which takes the whole uplink, is root's only).
+ */
+export type UplinkSetting = {
+  option: string;
+  field: RuleField;
+  /** How a refusal names what the uplink serves, before the value ("ipvlan in mode"). */
+  serves?: string;
+  values: readonly string[];
+  default: string;
+  onlyFor?: readonly DeviceType[];
+  byType?: Readonly<Record<DeviceType, string>>;
+};
+
+export const families = ['ipvlan', 'macvlan'] as const;
+export type Family = (typeof families)[number];
+
+export const uplinkSettings = {
+  family: {
+    option: 'family', field: 'type', values: families, default: 'ipvlan',
+    byType: { ipvlan: 'ipvlan', ipvtap: 'ipvlan', macvlan: 'macvlan', macvtap: 'macvlan' },
+  },
+  ipvlanMode: { option: 'ipvlan-mode', field: 'mode', serves: 'ipvlan in mode', values: ipvlanModes, default: 'l2', onlyFor: ipvlanFamily },
+  ipvlanFlag: { option: 'ipvlan-flag', field: 'flag', serves: 'ipvlan with flag', values: ipvlanFlags, default: 'bridge', onlyFor: ipvlanFamily },
+} as const satisfies Record<string, UplinkSetting>;
+
+export type UplinkSettingName = keyof typeof uplinkSettings;
+
 /** "one of a, b, c" */
 export function oneOf(values: readonly string[]): string {
   return `one of ${values.join(', ')}`;

@@ -91,7 +91,8 @@ export function allocationSuite(family: Family): void {
       sweepStaleNamespaces();
       ({ host, wire } = nets.uplink());
       client = nets.add('client');
-      daemon = new TestDaemon(host, ['up0'], ['--mode', '0666']);
+      // uid 65534 asks for this family too: ontapd's --family is the administrator's choice.
+      daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--family', vlan]);
       await daemon.start();
     });
 
@@ -230,7 +231,7 @@ export function allocationSuite(family: Family): void {
       await daemon.kill('SIGKILL');
       assert.equal(linksOfKind(client, vlan).length, 1, 'the kernel keeps the devices of a dead ontapd');
       assert.equal(linksOfKind(host, tap).length, 1);
-      daemon = new TestDaemon(host, ['up0'], ['--mode', '0666'], daemon.dir);
+      daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--family', vlan], daemon.dir);
       await daemon.start();
       await eventually('leftovers deleted by the new ontapd', () => linksOfKind(client, vlan).length === 0 && linksOfKind(host, tap).length === 0);
       assert.match(daemon.log, /event=reclaimed devices=2/);

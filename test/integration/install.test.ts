@@ -136,7 +136,7 @@ describeWhen('installed from the packed tarball into a prefix', reason, () => {
   test('the installed ontapd serves the installed ontap, run by uid 65534', async () => {
     const { host } = nets.uplink();
     const client = nets.add('client');
-    const daemon = new Background(['ip', 'netns', 'exec', host, inst.bin('ontapd'), '--socket-dir', dir, '--mode', '0666', 'up0'], join(dir, 'ontapd.log'));
+    const daemon = new Background(['ip', 'netns', 'exec', host, inst.bin('ontapd'), '--socket-dir', dir, '--mode', '0666', '--family', 'macvlan', 'up0'], join(dir, 'ontapd.log'));
     try {
       await eventually('ontapd serving', () => /event=serving uplink=up0/.test(daemon.log), 15000);
       const r = run(['ip', 'netns', 'exec', client, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',

@@ -99,8 +99,9 @@ describeWhen('reclaim with two ontapds whose uplinks share an ifindex', reason, 
     ip('-n', hostB, 'netns', 'set', pad2, 'auto');
     // uid 65534 runs ontap as installed: it may not be able to enter the checkout.
     client = installed().bin('ontap');
-    daemonA = new TestDaemon(hostA, ['up0'], ['--mode', '0666']);
-    daemonB = new TestDaemon(hostB, ['up0'], ['--mode', '0666']);
+    // The leases are nobody's macvlans and macvtaps: ontapd's family is the administrator's.
+    daemonA = new TestDaemon(hostA, ['up0'], ['--mode', '0666', '--family', 'macvlan']);
+    daemonB = new TestDaemon(hostB, ['up0'], ['--mode', '0666', '--family', 'macvlan']);
     await daemonA.start();
     await daemonB.start();
   });
@@ -137,7 +138,7 @@ describeWhen('reclaim with two ontapds whose uplinks share an ifindex', reason, 
     // B dies without releasing: its device in `work` is ownerless now.
     await b.kill('SIGKILL');
     assert.ok(byAlias(work, 'from-b'), 'the kernel keeps a dead ontapd\'s device');
-    b = daemonB = new TestDaemon(hostB, ['up0'], ['--mode', '0666'], b.dir);
+    b = daemonB = new TestDaemon(hostB, ['up0'], ['--mode', '0666', '--family', 'macvlan'], b.dir);
     await b.start();
     await eventually('B\'s leftover deleted', () => byAlias(work, 'from-b') === undefined);
     assert.match(b.log, /event=reclaimed devices=1\n/, `B reclaimed only its own device:\n${b.log}`);
