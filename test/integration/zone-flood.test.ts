@@ -191,7 +191,7 @@ describeWhen('ontap-zone against a workload with thousands of addresses (uid 655
     sweepStaleNamespaces();
     ({ host } = nets.uplink());
     other = nets.add('other');
-    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666']);
+    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--family', 'macvlan']);
     await daemon.start();
     zone = new TestZone(host, ['--domain', DOMAIN]);
     await zone.start();
