@@ -19,6 +19,7 @@ Napi::Value GetsockoptInt(const Napi::CallbackInfo& info);
 Napi::Value SetTimeouts(const Napi::CallbackInfo& info);
 Napi::Value PeerCred(const Napi::CallbackInfo& info);
 Napi::Value SocketInfo(const Napi::CallbackInfo& info);
+Napi::Value SocketNetns(const Napi::CallbackInfo& info);
 Napi::Value Close(const Napi::CallbackInfo& info);
 Napi::Value SetCloexec(const Napi::CallbackInfo& info);
 

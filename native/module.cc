@@ -46,6 +46,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"setTimeouts", SetTimeouts},
       {"peerCred", PeerCred},
       {"socketInfo", SocketInfo},
+      {"socketNetns", SocketNetns},
       {"sendmsg", Sendmsg},
       {"recvmsg", Recvmsg},
       {"sendmsgAsync", SendmsgAsync},

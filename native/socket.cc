@@ -8,10 +8,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/ioctl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <linux/netlink.h>
+#include <linux/sockios.h>
 
 #include <algorithm>
 
@@ -186,6 +188,20 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   o.Set("uid", Napi::Number::New(env, cred.uid));
   o.Set("gid", Napi::Number::New(env, cred.gid));
   return o;
+}
+
+// SIOCGSKNS (Linux 4.9): a descriptor of the network namespace the socket belongs to. An accepted
+// unix connection belongs to the namespace of the connecting socket (unix_stream_connect creates
+// the server's end with the client's sock_net), which is fixed when the client calls socket():
+// unlike a pid, it cannot be reused. The kernel opens it O_CLOEXEC; it needs CAP_NET_ADMIN over
+// the namespace's owning user namespace.
+Napi::Value SocketNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!GetFd(info, 0, "socketNetns", &fd)) return env.Undefined();
+  int ns = ioctl(fd, SIOCGSKNS);
+  if (ns < 0) THROW_ERRNO(env, "ioctl");
+  return Napi::Number::New(env, ns);
 }
 
 Napi::Value SocketInfo(const Napi::CallbackInfo& info) {

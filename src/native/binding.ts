@@ -58,6 +58,12 @@ export interface NativeBinding {
   /** getsockopt(SO_TYPE) / SO_ACCEPTCONN / getsockname path: used to validate systemd's sockets. */
   socketInfo(fd: number): { domain: number; type: number; listening: boolean; path: string | undefined };
   /**
+   * ioctl(SIOCGSKNS): a new descriptor (O_CLOEXEC) of the network namespace `fd` belongs to. For an
+   * accepted unix connection that is the namespace the peer created its socket in. EPERM without
+   * CAP_NET_ADMIN over that namespace's owner. Syscall 'ioctl'.
+   */
+  socketNetns(fd: number): number;
+  /**
    * sendmsg(2) with optional SCM_RIGHTS; for netlink, `netlinkPortId` addresses the peer (0 = kernel).
    * When `netlinkPortId` is undefined the message is unaddressed (unix sockets must pass undefined; a
    * netlink socket then sends to its connected peer, by default the kernel). Always MSG_NOSIGNAL.

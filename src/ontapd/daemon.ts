@@ -1,4 +1,4 @@
-import { close, fstatSync, readlinkSync, statSync } from 'node:fs';
+import { close, statSync } from 'node:fs';
 import { native, type Poller, type PeerCred } from '../native/index.js';
 import type { RouteSocket } from '../netns/route-socket.js';
 import type { Logger } from '../common/log.js';
@@ -13,6 +13,7 @@ import { Releaser } from './releaser.js';
 import { RefusalLog } from './refusal-log.js';
 import { NameRegistry } from './names.js';
 import { defaultUplinkConfig, withUplinkSettings, type UplinkConfig } from './uplink-policy.js';
+import { bindNetns } from './netns-binding.js';
 import type { PortSocket } from './listener.js';
 
 export interface DaemonLimits {
@@ -279,28 +280,8 @@ export class Daemon {
     }
     if (fds.length !== 1) throw new RequestError('bad-request', `${req.type} needs exactly one descriptor: the caller's /proc/self/ns/net`);
     const nsFd = fds[0]!;
-    // Bind the namespace to the connected peer: the descriptor must be the namespace the peer
-    // (by SO_PEERCRED) is in now. A reused pid in another namespace fails this check.
-    let given, actual;
-    try {
-      // Only a namespace descriptor is looked at further (fstat of another kind, FUSE, may block);
-      // readlink of /proc/self/fd/N never blocks and names an nsfs file opened at /proc/PID/ns/net
-      // as "net:[INODE]".
-      if (!readlinkSync(`/proc/self/fd/${nsFd}`).startsWith('net:[')) {
-        throw new RequestError('bad-request', 'the descriptor sent is not an open /proc/self/ns/net');
-      }
-      given = fstatSync(nsFd, { bigint: true });
-      actual = statSync(`/proc/${conn.peer.pid}/ns/net`, { bigint: true });
-    } catch (e) {
-      if (e instanceof RequestError) throw e;
-      const code = (e as { code?: string }).code;
-      // EACCES: ontapd may not look at the caller's /proc/PID/ns (no CAP_SYS_PTRACE in a sandbox).
-      throw new RequestError(code === 'ENOENT' ? 'forbidden' : 'internal',
-        code === 'ENOENT' ? 'cannot verify the caller\'s network namespace: it has exited' : `cannot verify the caller's network namespace: ${(e as Error).message}`);
-    }
-    if (given.dev !== actual.dev || given.ino !== actual.ino) {
-      throw new RequestError('forbidden', 'the namespace descriptor is not the caller\'s own network namespace');
-    }
+    // The descriptor must be the namespace the connection was made from (not a pid's: see netns-binding.ts).
+    const actual = bindNetns(conn.fd, nsFd);
     if (actual.dev === this.ownNetns.dev && actual.ino === this.ownNetns.ino && uid !== 0) {
       throw new RequestError('forbidden', `only root may place a ${req.type} in ontapd's own network namespace; use ontap --netns`);
     }

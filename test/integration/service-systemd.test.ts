@@ -240,7 +240,6 @@ describeWhen('ontapd@.service: CapabilityBoundingSet is enough, and each capabil
     '+net_admin': ['unnamed macvlan, root caller', 'named macvlan, root caller', 'macvlan, caller uid 65534', 'macvtap, caller uid 65534', 'macvtap whose /dev/tapN is taken'],
     // Release of a device in a caller's namespace runs on a socket opened inside it (setns).
     '+sys_admin': ['named macvlan, root caller', 'every device deleted'],
-    '+sys_ptrace': ['unnamed macvlan, root caller', 'named macvlan, root caller', 'macvlan, caller uid 65534'],
     '+mknod': ['macvtap whose /dev/tapN is taken'],
   };
   test('the unit names exactly the capabilities these tests need', () => {

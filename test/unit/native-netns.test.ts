@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readlinkSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { native, NativeError } from '../../src/native/index.js';
@@ -14,7 +14,9 @@ import {
   AF_NETLINK,
   NETLINK_LISTEN_ALL_NSID,
   NETLINK_ROUTE,
+  AF_UNIX,
   SOCK_RAW,
+  SOCK_SEQPACKET,
   SOL_NETLINK,
   SOL_SOCKET,
   SO_RCVBUF,
@@ -157,6 +159,50 @@ test('writeFileInNetns writes /proc/sys/net of the target namespace from a threa
   const notNs = openSync('/dev/null', 'r');
   t.after(() => closeSync(notNs));
   assert.throws(() => n.writeFileInNetns(notNs, knob, '1'), { code: 'EINVAL', syscall: 'setns' });
+});
+
+test('socketNetns of an accepted unix connection is the namespace the client created its socket in', (t) => {
+  if (!requireOrSkip(t, canRun, why)) return;
+  const n = native();
+  const name = addNetns(t);
+  const nsFd = openSync(`/run/netns/${name}`, 'r');
+  const dir = mkdtempSync(join(tmpdir(), 'ontap-native-'));
+  const fds: number[] = [];
+  t.after(() => {
+    for (const fd of fds) n.close(fd);
+    closeSync(nsFd);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const server = n.socket(AF_UNIX, SOCK_SEQPACKET, 0, true);
+  fds.push(server);
+  n.bindUnix(server, join(dir, 's'));
+  n.listen(server, 4);
+  const same = (fd: number, path: string) => {
+    const a = fstatSync(fd, { bigint: true });
+    const b = statSync(path, { bigint: true });
+    return a.dev === b.dev && a.ino === b.ino;
+  };
+  // One client socket made inside the namespace (by a thread that setns()es), one in ours; both
+  // connect from here: a filesystem socket path does not depend on the namespace.
+  for (const [client, netns] of [[n.socketInNetns(nsFd, AF_UNIX, SOCK_SEQPACKET, 0, false), `/run/netns/${name}`],
+    [n.socket(AF_UNIX, SOCK_SEQPACKET, 0, false), '/proc/self/ns/net']] as const) {
+    fds.push(client);
+    n.connectUnix(client, join(dir, 's'));
+    const conn = n.accept(server);
+    fds.push(conn);
+    const ns = n.socketNetns(conn);
+    fds.push(ns);
+    assert.ok(same(ns, netns), `the accepted connection belongs to ${netns}`);
+    assert.match(readlinkSync(`/proc/self/fd/${ns}`), /^net:\[\d+\]$/);
+    const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${ns}`, 'utf8'))?.[1] ?? '0';
+    assert.ok(parseInt(flags, 8) & 0o2000000, 'O_CLOEXEC');
+    const own = n.socketNetns(client);
+    fds.push(own);
+    assert.ok(same(own, netns), 'so does the client socket');
+  }
+  const notSocket = openSync('/dev/null', 'r');
+  t.after(() => closeSync(notSocket));
+  assert.throws(() => n.socketNetns(notSocket), { code: 'ENOTTY', syscall: 'ioctl' });
 });
 
 test('tapSetIff/tapGetIff on a macvtap character device', (t) => {
