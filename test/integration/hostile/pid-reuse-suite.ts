@@ -161,7 +161,7 @@ export function pidReuseSuite(kind: 'macvlan' | 'ipvlan'): void {
       // Once it speaks it is in the victim namespace as uid 65534 (ip and setpriv exec in place).
       assert.equal(await new Lines(resident.stdout!).next(() => 'word from the resident', 5000 * slow), 'ready');
       // The request follows the connection by two process starts: far more than the default 5 s under TCG.
-      daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--request-timeout', '60000']);
+      daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--request-timeout', '60000', '--family', kind]);
       await daemon.start();
     });
 
