@@ -56,7 +56,12 @@ export function openTap(ifname: string, queues: number): number[] {
   const shared = `/dev/${dev.name}`;
   if (rdevMatches(shared, dev.major, dev.minor)) return openQueues(shared, queues);
   const privateNode = `/dev/.ontap-${dev.name}-${randomBytes(4).toString('hex')}`;
-  native().mknodChar(privateNode, 0o600, dev.major, dev.minor);
+  try {
+    native().mknodChar(privateNode, 0o600, dev.major, dev.minor);
+  } catch (e) {
+    // Say why a node was needed: an administrator sees a missing CAP_MKNOD only when this happens.
+    throw new TapNodeError(`/dev/${dev.name} is not ${ifname}'s (another namespace's tap has that name), and a private node cannot be made: ${(e as Error).message}`);
+  }
   try {
     return openQueues(privateNode, queues);
   } finally {
