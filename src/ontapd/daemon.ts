@@ -11,6 +11,7 @@ import { RequestError } from './errors.js';
 import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
 import { Releaser } from './releaser.js';
 import type { PortSocket } from './listener.js';
+import { closeConnection, closeOwn, UNKNOWN_PEER_LANE } from './closer.js';
 
 export interface DaemonLimits {
   /** Devices held at once, all callers together. */
@@ -136,7 +137,7 @@ export class Daemon {
     try {
       peer = native().peerCred(fd);
     } catch {
-      native().close(fd);
+      closeConnection(UNKNOWN_PEER_LANE, fd);
       return;
     }
     const conn: Connection = {
@@ -148,7 +149,7 @@ export class Daemon {
       const reason = waitingOfUid >= this.limits.maxPendingPerUid ? `uid ${peer.uid} has too many connections waiting` : 'too many connections waiting';
       this.log.warn('refused', { conn: conn.id, pid: peer.pid, uid: peer.uid, reason });
       this.sendError(conn, { code: 'limit', message: `ontapd is busy: ${reason}` });
-      native().close(fd);
+      closeConnection(peer.uid, fd);
       return;
     }
     this.pending++;
@@ -395,7 +396,7 @@ export class Daemon {
     conn.state = 'closed';
     clearTimeout(conn.timer);
     conn.poller.close();
-    native().close(conn.fd);
+    closeConnection(conn.peer.uid, conn.fd);
     this.conns.delete(conn.id);
     this.log.debug('disconnect', { conn: conn.id, reason });
     // While allocating, allocate() releases the device itself when it finishes.
@@ -407,7 +408,7 @@ export class Daemon {
     this.stopping = true;
     for (const port of this.ports) {
       port.poller.close();
-      native().close(port.socket.fd);
+      closeOwn([port.socket.fd]);
     }
     for (const conn of [...this.conns.values()]) this.close(conn, 'shutdown');
     await this.releaser.idle();
