@@ -1,4 +1,4 @@
-import { close, fstatSync, readlinkSync, statSync } from 'node:fs';
+import { fstatSync, readlinkSync, statSync } from 'node:fs';
 import { native, type Poller, type PeerCred } from '../native/index.js';
 import type { RouteSocket } from '../netns/route-socket.js';
 import type { Logger } from '../common/log.js';
@@ -11,7 +11,7 @@ import { RequestError } from './errors.js';
 import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
 import { Releaser } from './releaser.js';
 import type { PortSocket } from './listener.js';
-import { closeConnection, closeOwn, UNKNOWN_PEER_LANE } from './closer.js';
+import { CloseBacklog, closeConnection, closeForeign, closeOwn, UNKNOWN_PEER_LANE } from './closer.js';
 
 export interface DaemonLimits {
   /** Devices held at once, all callers together. */
@@ -55,27 +55,10 @@ interface UplinkUse {
   count: number;
 }
 
-/**
- * Closes descriptors a caller sent. They may be anything (a socket with SO_LINGER and a full
- * send queue, a FUSE file) whose last close blocks, so never on the event loop.
- */
-function closeForeign(fds: number[]): void {
-  for (const fd of fds) close(fd, () => undefined);
-}
-
 /** SCM_MAX_FD: the kernel never drops descriptors for lack of room (it would close them on our thread). */
 const MAX_RECEIVED_FDS = 253;
 /** Records read from one connection per readiness callback, so one peer cannot starve the rest. */
 const READS_PER_CALLBACK = 8;
-
-/**
- * Closes our copies of tap descriptors on the thread pool: when the caller has closed its copies
- * already, ours is the last reference, and the kernel's tap release waits for an RCU grace
- * period (synchronize_rcu in tap_put_queue), which must not stall the event loop.
- */
-function closeTapFds(fds: number[]): void {
-  for (const fd of fds) close(fd, () => undefined);
-}
 
 export class Daemon {
   private readonly ports: Port[] = [];
@@ -86,6 +69,8 @@ export class Daemon {
   private readonly uplinkUse = new Map<string, UplinkUse>();
   private readonly factory: DeviceFactory;
   readonly releaser: Releaser;
+  /** Descriptors callers send are closed in the background (closer.ts), at most so many at a time. */
+  private readonly backlog = new CloseBacklog();
   private readonly ownNetns = statSync('/proc/self/ns/net', { bigint: true });
   private nextId = 1;
   private pending = 0;
@@ -169,6 +154,11 @@ export class Daemon {
   private onReadable(conn: Connection): void {
     for (let reads = 0; reads < READS_PER_CALLBACK; reads++) {
       if (conn.state === 'closed') return;
+      if (!this.backlog.mayRead(conn.peer.uid)) {
+        conn.poller.stop();
+        this.backlog.hold(conn, conn.peer.uid, () => conn.poller.start(true, false));
+        return;
+      }
       let r;
       try {
         r = native().recvmsg(conn.fd, MAX_REQUEST_BYTES, MAX_RECEIVED_FDS);
@@ -182,7 +172,7 @@ export class Daemon {
         return;
       }
       if (conn.state !== 'awaiting') {
-        closeForeign(r.fds);
+        closeForeign(conn.peer.uid, r.fds);
         // The lease stays: the first extra request is refused, later ones are dropped unanswered
         // so that a peer writing in a loop cannot make ontapd reply and log in a loop.
         if (!conn.refusedExtra) {
@@ -193,18 +183,18 @@ export class Daemon {
         continue;
       }
       if (r.truncated) {
-        closeForeign(r.fds);
+        closeForeign(conn.peer.uid, r.fds);
         this.fail(conn, new RequestError('bad-request', `request is ${r.length} bytes, larger than ${MAX_REQUEST_BYTES}`));
         return;
       }
       if (r.controlTruncated) {
-        closeForeign(r.fds);
+        closeForeign(conn.peer.uid, r.fds);
         this.fail(conn, new RequestError('bad-request', 'request carried more descriptors than the one netns descriptor allowed'));
         return;
       }
       const parsed = parseRequest(r.data);
       if (!parsed.ok) {
-        closeForeign(r.fds);
+        closeForeign(conn.peer.uid, r.fds);
         this.fail(conn, new RequestError(parsed.error.code, parsed.error.message, parsed.error.field));
         return;
       }
@@ -228,7 +218,7 @@ export class Daemon {
         const err = e instanceof RequestError ? e : new RequestError('internal', (e as Error).message ?? String(e));
         this.fail(conn, err);
       })
-      .finally(() => closeForeign(fds)); // what the request brought and no lease took
+      .finally(() => closeForeign(conn.peer.uid, fds)); // what the request brought and no lease took
   }
 
   private checkPolicy(conn: Connection, req: AllocateRequest, fds: number[]): number | undefined {
@@ -311,7 +301,7 @@ export class Daemon {
     if (device.netnsFd !== undefined) fds.splice(fds.indexOf(device.netnsFd), 1);
     if (conn.state === 'closed') {
       // The caller went away while we worked: its lease is already over.
-      closeTapFds(tapFds);
+      closeOwn(tapFds);
       this.releaseDevice(conn);
       throw new RequestError('internal', 'caller closed the connection during allocation');
     }
@@ -320,13 +310,13 @@ export class Daemon {
       const sent = native().sendmsg(conn.fd, Buffer.from(JSON.stringify(reply)), tapFds, undefined);
       if (sent < 0) throw new Error('reply would block');
     } catch (e) {
-      closeTapFds(tapFds);
+      closeOwn(tapFds);
       this.close(conn, 'reply-failed');
       // close() leaves a device being allocated to allocate(): this one is ours to release.
       this.releaseDevice(conn);
       throw new RequestError('internal', `could not send the reply: ${(e as Error).message}`);
     }
-    closeTapFds(tapFds);
+    closeOwn(tapFds);
     conn.state = 'leased';
     this.donePending(conn);
     return device;
@@ -396,6 +386,7 @@ export class Daemon {
     conn.state = 'closed';
     clearTimeout(conn.timer);
     conn.poller.close();
+    this.backlog.forget(conn);
     closeConnection(conn.peer.uid, conn.fd);
     this.conns.delete(conn.id);
     this.log.debug('disconnect', { conn: conn.id, reason });
@@ -411,6 +402,7 @@ export class Daemon {
       closeOwn([port.socket.fd]);
     }
     for (const conn of [...this.conns.values()]) this.close(conn, 'shutdown');
+    this.backlog.stop();
     await this.releaser.idle();
   }
 
