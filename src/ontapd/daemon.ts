@@ -11,6 +11,7 @@ import { RequestError } from './errors.js';
 import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
 import { Releaser } from './releaser.js';
 import type { PortSocket } from './listener.js';
+import { AcceptPause } from './accept-pause.js';
 import { CloseBacklog, closeConnection, closeForeign, closeOwn, UNKNOWN_PEER_LANE } from './closer.js';
 
 export interface DaemonLimits {
@@ -45,6 +46,8 @@ interface Connection {
 interface Port {
   socket: PortSocket;
   poller: Poller;
+  /** Backs accept off when it fails (out of descriptors). */
+  pause: AcceptPause;
 }
 
 /** What one uplink carries now: the kernel makes ipvlan mode a property of the parent. */
@@ -92,15 +95,12 @@ export class Daemon {
   }
 
   serve(socket: PortSocket): void {
-    const port: Port = { socket, poller: undefined as unknown as Poller };
+    const port: Port = { socket, poller: undefined as unknown as Poller, pause: undefined as unknown as AcceptPause };
+    port.pause = new AcceptPause(socket.uplink, () => port.poller, this.log);
     port.poller = native().poll(socket.fd, (err) => {
-      if (err) {
-        // The poller stops on an error: log it and keep listening.
-        this.log.error('listen-error', { uplink: socket.uplink, error: err.message });
-        port.poller.start(true, false);
-        return;
-      }
-      this.acceptOne(port);
+      // The poller stops on an error: log it and listen again later.
+      if (err) port.pause.failed(`poll: ${err.message}`);
+      else this.acceptOne(port);
     });
     port.poller.start(true, false);
     this.ports.push(port);
@@ -113,11 +113,12 @@ export class Daemon {
     try {
       fd = native().accept(port.socket.fd);
     } catch (e) {
-      // EMFILE and friends: log and keep serving; the poller fires again.
-      this.log.error('accept-failed', { uplink: port.socket.uplink, error: (e as Error).message });
+      // EMFILE and friends: the connection stays in the backlog; try again later.
+      port.pause.failed((e as Error).message);
       return;
     }
     if (fd < 0) return;
+    port.pause.succeeded();
     let peer: PeerCred;
     try {
       peer = native().peerCred(fd);
@@ -388,6 +389,7 @@ export class Daemon {
     conn.poller.close();
     this.backlog.forget(conn);
     closeConnection(conn.peer.uid, conn.fd);
+    for (const port of this.ports) port.pause.retryNow();
     this.conns.delete(conn.id);
     this.log.debug('disconnect', { conn: conn.id, reason });
     // While allocating, allocate() releases the device itself when it finishes.
@@ -398,6 +400,7 @@ export class Daemon {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const port of this.ports) {
+      port.pause.stop();
       port.poller.close();
       closeOwn([port.socket.fd]);
     }
