@@ -142,7 +142,12 @@ export class Daemon {
     this.pendingPerUid.set(peer.uid, waitingOfUid + 1);
     this.conns.set(conn.id, conn);
     conn.timer = setTimeout(() => this.onTimeout(conn), this.limits.requestTimeoutMs);
-    conn.poller = native().poll(fd, () => this.onReadable(conn));
+    // An error (POLLERR: ECONNRESET when the peer closed with our reply unread) stops the poller,
+    // so nothing more would be read, not even the EOF: it ends the connection like the EOF does.
+    conn.poller = native().poll(fd, (err) => {
+      if (err) this.close(conn, `poll-error ${(err as { code?: string }).code ?? err.message}`);
+      else this.onReadable(conn);
+    });
     conn.poller.start(true, false);
     this.log.debug('connect', { conn: conn.id, uplink: port.socket.uplink, pid: peer.pid, uid: peer.uid });
   }
