@@ -38,6 +38,12 @@ Napi::Value Sethostname(const Napi::CallbackInfo& info);
 Napi::Value WriteFileInNetns(const Napi::CallbackInfo& info);
 Napi::Value SocketInNetns(const Napi::CallbackInfo& info);
 
+// closer.cc: closes that may block, on threads of our own; a unix socket closed at once when nothing is in flight
+Napi::Value CloseInBackground(const Napi::CallbackInfo& info);
+Napi::Value BackgroundCloses(const Napi::CallbackInfo& info);
+Napi::Value CloserStats(const Napi::CallbackInfo& info);
+Napi::Value CloseIfNothingInFlight(const Napi::CallbackInfo& info);
+
 // process.cc: execve with Node's signal and stdio state undone
 Napi::Value Execve(const Napi::CallbackInfo& info);
 

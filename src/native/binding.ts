@@ -34,6 +34,22 @@ export interface Poller {
   close(): void;
 }
 
+/** What the background closer (closeInBackground) is doing, for logs and tests. */
+export interface CloserStats {
+  /** Threads alive now (each serves one lane). */
+  threads: number;
+  /** Descriptors queued, not yet being closed. */
+  waiting: number;
+  /** Descriptors being closed now. */
+  running: number;
+  /** Descriptors closed since the start. */
+  closed: number;
+  /** Closes that took the interrupt interval or longer (so were interrupted at least once). */
+  interrupted: number;
+  /** Whether long closes are interrupted at all (false when the closer's signal was taken). */
+  interrupts: boolean;
+}
+
 export interface NativeBinding {
   readonly abiVersion: number;
   /** socket(2); SOCK_CLOEXEC is always added, SOCK_NONBLOCK when `nonblocking`. */
@@ -135,6 +151,25 @@ export interface NativeBinding {
   socketInNetns(nsFd: number, domain: number, type: number, protocol: number, nonblocking: boolean): number;
   /** Sets IFF_UP on an interface of the calling thread's namespace (ioctl); false if it already was up. */
   interfaceUp(name: string): boolean;
+  /**
+   * Closes `fds` on threads of the addon's own (never libuv's pool): for descriptors whose last
+   * close may block (a socket with SO_LINGER, a unix socket with descriptors queued in it). One
+   * lane per `lane` (a uid; -1 ontapd's own; -2 an unknown peer): at most 2 of its closes run at
+   * once, so one lane's slow closes never hold up another's. A close still running after 100 ms is
+   * interrupted by a signal, again every 100 ms (interruptible waits, such as tcp_close()'s linger,
+   * end). Returns at once; the descriptors are no longer the caller's. Exit never waits for it.
+   */
+  closeInBackground(lane: number, fds: number[]): void;
+  /** Descriptors of `lane` queued or being closed by closeInBackground. */
+  backgroundCloses(lane: number): number;
+  closerStats(): CloserStats;
+  /**
+   * shutdown(SHUT_RD) of a connected unix socket (its peer's sends fail with EPIPE from now on),
+   * then close(2) at once if no record in its receive queue carries descriptors (scm_fds in
+   * /proc/self/fdinfo). Otherwise it returns false and leaves fd open: its last close would drop
+   * those descriptors in the closing thread, so close it with closeInBackground.
+   */
+  closeIfNothingInFlight(fd: number): boolean;
   /** mknod(2) of a character device node (S_IFCHR | mode). */
   mknodChar(path: string, mode: number, major: number, minor: number): void;
 }

@@ -3,10 +3,10 @@ import { fileURLToPath } from 'node:url';
 import type { NativeAddon, NativeBinding } from './binding.js';
 import { NativeError } from './errors.js';
 
-export type { NativeBinding, RecvResult, PeerCred, Poller } from './binding.js';
+export type { NativeBinding, RecvResult, PeerCred, Poller, CloserStats } from './binding.js';
 export { NativeError, asNativeError, isErrno } from './errors.js';
 
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 
 let loaded: NativeBinding | undefined;
 

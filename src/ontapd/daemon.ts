@@ -1,4 +1,4 @@
-import { close, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { native, type Poller, type PeerCred } from '../native/index.js';
 import type { RouteSocket } from '../netns/route-socket.js';
 import type { Logger } from '../common/log.js';
@@ -15,6 +15,8 @@ import { NameRegistry } from './names.js';
 import { defaultUplinkConfig, withUplinkSettings, type UplinkConfig } from './uplink-policy.js';
 import { bindNetns } from './netns-binding.js';
 import type { PortSocket } from './listener.js';
+import { AcceptPause } from './accept-pause.js';
+import { CloseBacklog, closeConnection, closeForeign, closeOwn, UNKNOWN_PEER_LANE } from './closer.js';
 
 export interface DaemonLimits {
   /** Devices held at once, all callers together. */
@@ -58,6 +60,8 @@ interface Connection {
 interface Port {
   socket: PortSocket;
   poller: Poller;
+  /** Backs accept off when it fails (out of descriptors). */
+  pause: AcceptPause;
 }
 
 /** What one uplink carries now: the kernel makes ipvlan mode a property of the parent. */
@@ -68,27 +72,10 @@ interface UplinkUse {
   count: number;
 }
 
-/**
- * Closes descriptors a caller sent. They may be anything (a socket with SO_LINGER and a full
- * send queue, a FUSE file) whose last close blocks, so never on the event loop.
- */
-function closeForeign(fds: number[]): void {
-  for (const fd of fds) close(fd, () => undefined);
-}
-
 /** SCM_MAX_FD: the kernel never drops descriptors for lack of room (it would close them on our thread). */
 const MAX_RECEIVED_FDS = 253;
 /** Records read from one connection per readiness callback, so one peer cannot starve the rest. */
 const READS_PER_CALLBACK = 8;
-
-/**
- * Closes our copies of tap descriptors on the thread pool: when the caller has closed its copies
- * already, ours is the last reference, and the kernel's tap release waits for an RCU grace
- * period (synchronize_rcu in tap_put_queue), which must not stall the event loop.
- */
-function closeTapFds(fds: number[]): void {
-  for (const fd of fds) close(fd, () => undefined);
-}
 
 export class Daemon {
   private readonly ports: Port[] = [];
@@ -103,6 +90,8 @@ export class Daemon {
   readonly releaser: Releaser;
   /** Lines a caller causes by being refused: rate-limited per uid and kind. */
   private readonly refusals: RefusalLog;
+  /** Descriptors callers send are closed in the background (closer.ts), at most so many at a time. */
+  private readonly backlog = new CloseBacklog();
   private readonly ownNetns = statSync('/proc/self/ns/net', { bigint: true });
   private nextId = 1;
   private pending = 0;
@@ -127,15 +116,12 @@ export class Daemon {
   }
 
   serve(socket: PortSocket): void {
-    const port: Port = { socket, poller: undefined as unknown as Poller };
+    const port: Port = { socket, poller: undefined as unknown as Poller, pause: undefined as unknown as AcceptPause };
+    port.pause = new AcceptPause(socket.uplink, () => port.poller, this.log);
     port.poller = native().poll(socket.fd, (err) => {
-      if (err) {
-        // The poller stops on an error: log it and keep listening.
-        this.log.error('listen-error', { uplink: socket.uplink, error: err.message });
-        port.poller.start(true, false);
-        return;
-      }
-      this.acceptOne(port);
+      // The poller stops on an error: log it and listen again later.
+      if (err) port.pause.failed(`poll: ${err.message}`);
+      else this.acceptOne(port);
     });
     port.poller.start(true, false);
     this.ports.push(port);
@@ -148,16 +134,17 @@ export class Daemon {
     try {
       fd = native().accept(port.socket.fd);
     } catch (e) {
-      // EMFILE and friends: log and keep serving; the poller fires again.
-      this.log.error('accept-failed', { uplink: port.socket.uplink, error: (e as Error).message });
+      // EMFILE and friends: the connection stays in the backlog; try again later.
+      port.pause.failed((e as Error).message);
       return;
     }
     if (fd < 0) return;
+    port.pause.succeeded();
     let peer: PeerCred;
     try {
       peer = native().peerCred(fd);
     } catch {
-      native().close(fd);
+      closeConnection(UNKNOWN_PEER_LANE, fd);
       return;
     }
     const conn: Connection = {
@@ -169,14 +156,19 @@ export class Daemon {
       const reason = waitingOfUid >= this.limits.maxPendingPerUid ? `uid ${peer.uid} has too many connections waiting` : 'too many connections waiting';
       this.refusals.write('warn', 'refused', peer.uid, 'refused', { conn: conn.id, pid: peer.pid, uid: peer.uid, reason });
       this.sendError(conn, { code: 'limit', message: `ontapd is busy: ${reason}` });
-      native().close(fd);
+      closeConnection(peer.uid, fd);
       return;
     }
     this.pending++;
     this.pendingPerUid.set(peer.uid, waitingOfUid + 1);
     this.conns.set(conn.id, conn);
     conn.timer = setTimeout(() => this.onTimeout(conn), this.limits.requestTimeoutMs);
-    conn.poller = native().poll(fd, () => this.onReadable(conn));
+    // An error (POLLERR: ECONNRESET when the peer closed with our reply unread) stops the poller,
+    // so nothing more would be read, not even the EOF: it ends the connection like the EOF does.
+    conn.poller = native().poll(fd, (err) => {
+      if (err) this.close(conn, `poll-error ${(err as { code?: string }).code ?? err.message}`);
+      else this.onReadable(conn);
+    });
     conn.poller.start(true, false);
     this.log.debug('connect', { conn: conn.id, uplink: port.socket.uplink, pid: peer.pid, uid: peer.uid });
   }
@@ -189,6 +181,11 @@ export class Daemon {
   private onReadable(conn: Connection): void {
     for (let reads = 0; reads < READS_PER_CALLBACK; reads++) {
       if (conn.state === 'closed') return;
+      if (!this.backlog.mayRead(conn.peer.uid)) {
+        conn.poller.stop();
+        this.backlog.hold(conn, conn.peer.uid, () => conn.poller.start(true, false));
+        return;
+      }
       let r;
       try {
         r = native().recvmsg(conn.fd, MAX_REQUEST_BYTES, MAX_RECEIVED_FDS);
@@ -202,7 +199,7 @@ export class Daemon {
         return;
       }
       if (conn.state !== 'awaiting') {
-        closeForeign(r.fds);
+        closeForeign(conn.peer.uid, r.fds);
         // The lease stays: the first extra request is refused, later ones are dropped unanswered
         // so that a peer writing in a loop cannot make ontapd reply and log in a loop.
         if (!conn.refusedExtra) {
@@ -213,18 +210,18 @@ export class Daemon {
         continue;
       }
       if (r.truncated) {
-        closeForeign(r.fds);
+        closeForeign(conn.peer.uid, r.fds);
         this.fail(conn, new RequestError('bad-request', `request is ${r.length} bytes, larger than ${MAX_REQUEST_BYTES}`));
         return;
       }
       if (r.controlTruncated) {
-        closeForeign(r.fds);
+        closeForeign(conn.peer.uid, r.fds);
         this.fail(conn, new RequestError('bad-request', 'request carried more descriptors than the one netns descriptor allowed'));
         return;
       }
       const parsed = parseRequest(r.data);
       if (!parsed.ok) {
-        closeForeign(r.fds);
+        closeForeign(conn.peer.uid, r.fds);
         this.fail(conn, new RequestError(parsed.error.code, parsed.error.message, parsed.error.field));
         return;
       }
@@ -248,7 +245,7 @@ export class Daemon {
         const err = e instanceof RequestError ? e : new RequestError('internal', (e as Error).message ?? String(e));
         this.fail(conn, err);
       })
-      .finally(() => closeForeign(fds)); // what the request brought and no lease took
+      .finally(() => closeForeign(conn.peer.uid, fds)); // what the request brought and no lease took
   }
 
   private checkPolicy(conn: Connection, req: AllocateRequest, fds: number[]): number | undefined {
@@ -313,7 +310,7 @@ export class Daemon {
     if (device.netnsFd !== undefined) fds.splice(fds.indexOf(device.netnsFd), 1);
     if (conn.state === 'closed') {
       // The caller went away while we worked: its lease is already over.
-      closeTapFds(tapFds);
+      closeOwn(tapFds);
       this.releaseDevice(conn);
       throw new RequestError('internal', 'caller closed the connection during allocation');
     }
@@ -322,13 +319,13 @@ export class Daemon {
       const sent = native().sendmsg(conn.fd, Buffer.from(JSON.stringify(reply)), tapFds, undefined);
       if (sent < 0) throw new Error('reply would block');
     } catch (e) {
-      closeTapFds(tapFds);
+      closeOwn(tapFds);
       this.close(conn, 'reply-failed');
       // close() leaves a device being allocated to allocate(): this one is ours to release.
       this.releaseDevice(conn);
       throw new RequestError('internal', `could not send the reply: ${(e as Error).message}`);
     }
-    closeTapFds(tapFds);
+    closeOwn(tapFds);
     conn.state = 'leased';
     this.donePending(conn);
     return device;
@@ -402,7 +399,9 @@ export class Daemon {
     conn.state = 'closed';
     clearTimeout(conn.timer);
     conn.poller.close();
-    native().close(conn.fd);
+    this.backlog.forget(conn);
+    closeConnection(conn.peer.uid, conn.fd);
+    for (const port of this.ports) port.pause.retryNow();
     this.conns.delete(conn.id);
     this.log.debug('disconnect', { conn: conn.id, reason });
     // While allocating, allocate() releases the device itself when it finishes.
@@ -413,11 +412,13 @@ export class Daemon {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const port of this.ports) {
+      port.pause.stop();
       port.poller.close();
-      native().close(port.socket.fd);
+      closeOwn([port.socket.fd]);
     }
     for (const conn of [...this.conns.values()]) this.close(conn, 'shutdown');
     this.refusals.stop();
+    this.backlog.stop();
     await this.releaser.idle();
   }
 
