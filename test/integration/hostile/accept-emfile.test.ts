@@ -54,7 +54,7 @@ describeWhen('hostile: out of descriptors, ontapd backs off', reason, () => {
     const { host } = nets.uplink();
     work = nets.add('work');
     // Connections without a request are held for the whole test, not timed out after 5 s.
-    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--request-timeout', '60000']);
+    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--family', 'macvlan', '--request-timeout', '60000']);
     await daemon.start();
   });
 

@@ -62,7 +62,7 @@ describeWhen('hostile: closing a connection never stalls the event loop', reason
     sweepStaleNamespaces();
     const { host } = nets.uplink();
     work = nets.add('work');
-    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666']);
+    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--family', 'macvlan']);
     await daemon.start();
   });
 

@@ -42,7 +42,7 @@ describeWhen('hostile: an error on a connection ends its lease', reason, () => {
     const { host } = nets.uplink();
     work = nets.add('work');
     client = installed().bin('ontap');
-    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--max-per-uid', '1']);
+    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--family', 'macvlan', '--max-per-uid', '1']);
     await daemon.start();
   });
 

@@ -53,7 +53,7 @@ describeWhen('hostile: releases never wait behind closes a caller controls', rea
     work = nets.add('work');
     // uid 65534 runs ontap as installed: it may not be able to enter the checkout.
     client = installed().bin('ontap');
-    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--max-per-uid', '1']);
+    daemon = new TestDaemon(host, ['up0'], ['--mode', '0666', '--family', 'macvlan', '--max-per-uid', '1']);
     await daemon.start();
   });
 
