@@ -10,6 +10,8 @@ import { parseRequest } from './request-schema.js';
 import { RequestError } from './errors.js';
 import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
 import { Releaser } from './releaser.js';
+import { LinkWatch, guardsAddress, type LinkProblem } from './link-watch.js';
+import { Cooldown } from './cooldown.js';
 import type { PortSocket } from './listener.js';
 
 export interface DaemonLimits {
@@ -85,6 +87,8 @@ export class Daemon {
   private readonly uplinkUse = new Map<string, UplinkUse>();
   private readonly factory: DeviceFactory;
   readonly releaser: Releaser;
+  readonly links: LinkWatch;
+  private readonly tampered = new Cooldown();
   private readonly ownNetns = statSync('/proc/self/ns/net', { bigint: true });
   private nextId = 1;
   private pending = 0;
@@ -99,6 +103,7 @@ export class Daemon {
   ) {
     this.factory = new DeviceFactory(rtnl, key);
     this.releaser = new Releaser(rtnl, log);
+    this.links = LinkWatch.open(rtnl, log);
   }
 
   get deviceCount(): number {
@@ -236,6 +241,10 @@ export class Daemon {
     if ((this.perUid.get(uid) ?? 0) >= this.limits.maxPerUid) {
       throw new RequestError('limit', `uid ${uid} holds its maximum of ${this.limits.maxPerUid} devices`);
     }
+    const cooling = this.tampered.remaining(uid);
+    if (cooling > 0) {
+      throw new RequestError('limit', `uid ${uid} changed the hardware address of a device it held; its requests are refused for another ${Math.ceil(cooling / 1000)} s`);
+    }
     const use = this.uplinkUse.get(conn.port.socket.uplink);
     const family = familyOf(req.type);
     if (use !== undefined) {
@@ -306,6 +315,7 @@ export class Daemon {
       throw e;
     }
     conn.device = device;
+    this.links.watch({ device, guardAddress: guardsAddress(device), onProblem: (p) => this.onLinkProblem(conn, device, p) });
     // From here the lease owns the namespace descriptor: take it out of what the caller closes.
     if (device.netnsFd !== undefined) fds.splice(fds.indexOf(device.netnsFd), 1);
     if (conn.state === 'closed') {
@@ -351,12 +361,46 @@ export class Daemon {
     }
   }
 
-  private releaseDevice(conn: Connection): void {
+  /**
+   * A holder changed a leased device behind ontapd's back (see link-watch.ts). An address taken
+   * from someone else has already been put back; the lease ends now and the device goes without
+   * waiting for the release batch. A device that is gone ends its lease too: it no longer counts.
+   */
+  private onLinkProblem(conn: Connection, device: Device, p: LinkProblem): void {
+    const leased = conn.device === device;
+    const fields = {
+      conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid, problem: p.kind, leased,
+      ...(p.kind === 'address-changed' ? { address: p.address, expected: device.info.hwaddr, restored: p.restored } : {}),
+    };
+    if (!leased) {
+      // Released already and waiting for its group's deletion: make that happen now.
+      this.log.debug('link-problem', fields);
+      if (p.kind === 'address-changed') {
+        if (conn.peer.uid !== 0) this.tampered.impose(conn.peer.uid);
+        this.releaser.flushSoon();
+      }
+      return;
+    }
+    this.log.warn('link-problem', fields);
+    if (p.kind === 'address-changed') {
+      if (conn.peer.uid !== 0) this.tampered.impose(conn.peer.uid);
+      this.close(conn, 'address-changed', true);
+      return;
+    }
+    // Gone: nothing is left to release, and it no longer counts.
+    conn.device = undefined;
+    this.account(conn.peer.uid, device.info.uplink, { v: 1, op: 'allocate', type: device.info.type }, -1);
+    if (device.netnsFd !== undefined) native().close(device.netnsFd);
+    device.netnsFd = undefined;
+    this.close(conn, `device-${p.kind}`);
+  }
+
+  private releaseDevice(conn: Connection, soon = false): void {
     const device = conn.device;
     if (device === undefined) return;
     conn.device = undefined;
     this.account(conn.peer.uid, device.info.uplink, { v: 1, op: 'allocate', type: device.info.type }, -1);
-    this.releaser.release(device);
+    this.releaser.release(device, soon);
     this.log.info('release', { conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid });
   }
 
@@ -388,7 +432,7 @@ export class Daemon {
     else this.pendingPerUid.delete(conn.peer.uid);
   }
 
-  private close(conn: Connection, reason: string): void {
+  private close(conn: Connection, reason: string, releaseSoon = false): void {
     if (conn.state === 'closed') return;
     if (conn.state === 'awaiting' || conn.state === 'allocating') this.donePending(conn);
     const wasAllocating = conn.state === 'allocating';
@@ -399,7 +443,7 @@ export class Daemon {
     this.conns.delete(conn.id);
     this.log.debug('disconnect', { conn: conn.id, reason });
     // While allocating, allocate() releases the device itself when it finishes.
-    if (!wasAllocating) this.releaseDevice(conn);
+    if (!wasAllocating) this.releaseDevice(conn, releaseSoon);
   }
 
   /** Stops accepting, ends every lease, waits for the devices to be deleted. */
@@ -411,6 +455,7 @@ export class Daemon {
     }
     for (const conn of [...this.conns.values()]) this.close(conn, 'shutdown');
     await this.releaser.idle();
+    this.links.close();
   }
 
   openConnections(): number {

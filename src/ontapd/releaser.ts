@@ -41,15 +41,26 @@ export class Releaser {
   private readonly pending = new Map<string, number>();
   private readonly inflight = new Set<string>();
   private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** Namespace key -> descriptors of the namespaces of the devices waiting in its group. */
+  private readonly heldNamespaces = new Map<string, number[]>();
   private lastFlush = 0;
   private idleWaiters: Array<() => void> = [];
   released = 0;
 
   constructor(private readonly rtnl: RouteSocket, private readonly log: Logger) {}
 
-  release(device: Device): void {
+  /**
+   * Moves the device into the release group. `soon`: delete the group without waiting for the
+   * batch interval (a device whose holder tampered with it). The caller's namespace descriptor is
+   * kept until the group is deleted: until then the namespace cannot die, so its nsid stays its
+   * own and the deletion's RTM_DELLINK events still reach the link watch.
+   */
+  release(device: Device, soon = false): void {
+    const nsFd = device.netnsFd;
+    device.netnsFd = undefined;
     try {
-      this.rtnl.setLink({ ifindex: device.ifindex, netnsFd: device.netnsFd }, { group: GROUP_RELEASE });
+      this.rtnl.setLink({ ifindex: device.ifindex, netnsFd: nsFd }, { group: GROUP_RELEASE });
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === 'ENODEV') {
@@ -58,26 +69,39 @@ export class Releaser {
       } else {
         this.log.warn('release-failed', { ifname: device.info.ifname, nsid: device.nsid, error: (e as Error).message });
       }
+      if (nsFd !== undefined) native().close(nsFd);
       return;
-    } finally {
-      if (device.netnsFd !== undefined) native().close(device.netnsFd);
-      device.netnsFd = undefined;
     }
     const key = keyOf(device.nsid);
     this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
-    this.schedule();
+    if (nsFd !== undefined) this.heldNamespaces.set(key, [...(this.heldNamespaces.get(key) ?? []), nsFd]);
+    this.schedule(soon);
   }
 
-  private schedule(): void {
-    if (this.scheduled) return;
+  /** Deletes what waits in the release groups without waiting for the batch interval. */
+  flushSoon(): void {
+    if (this.pending.size > 0) this.schedule(true);
+  }
+
+  private schedule(soon = false): void {
+    if (this.scheduled) {
+      if (!soon || this.timer === undefined) return;
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      setImmediate(() => this.run());
+      return;
+    }
     this.scheduled = true;
-    const wait = this.lastFlush + BATCH_INTERVAL_MS - Date.now();
-    const run = (): void => {
-      this.scheduled = false;
-      this.flush();
-    };
-    if (wait <= 0) setImmediate(run);
-    else setTimeout(run, wait);
+    const wait = soon ? 0 : this.lastFlush + BATCH_INTERVAL_MS - Date.now();
+    if (wait <= 0) setImmediate(() => this.run());
+    else this.timer = setTimeout(() => this.run(), wait);
+  }
+
+  private run(): void {
+    if (!this.scheduled) return;
+    this.scheduled = false;
+    this.timer = undefined;
+    this.flush();
   }
 
   private flush(): void {
@@ -86,6 +110,8 @@ export class Releaser {
       if (this.inflight.has(key)) continue;
       const count = this.pending.get(key)!;
       this.pending.delete(key);
+      const held = this.heldNamespaces.get(key) ?? [];
+      this.heldNamespaces.delete(key);
       this.inflight.add(key);
       const started = process.hrtime.bigint();
       this.rtnl
@@ -101,6 +127,7 @@ export class Releaser {
           }
         })
         .finally(() => {
+          for (const fd of held) native().close(fd);
           this.inflight.delete(key);
           if (this.pending.size > 0) this.schedule();
           else if (this.inflight.size === 0) this.wakeIdle();
