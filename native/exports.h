@@ -36,6 +36,7 @@ Napi::Value Unshare(const Napi::CallbackInfo& info);
 Napi::Value Sethostname(const Napi::CallbackInfo& info);
 Napi::Value WriteFileInNetns(const Napi::CallbackInfo& info);
 Napi::Value SocketInNetns(const Napi::CallbackInfo& info);
+Napi::Value NsOwnerUserns(const Napi::CallbackInfo& info);
 
 // process.cc: execve with Node's signal and stdio state undone
 Napi::Value Execve(const Napi::CallbackInfo& info);

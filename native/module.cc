@@ -10,7 +10,7 @@ namespace ontap {
 
 namespace {
 
-constexpr int kAbiVersion = 1;
+constexpr int kAbiVersion = 2;
 
 // index.ts hands over the NativeError class once, right after loading.
 Napi::Value SetErrorConstructor(const Napi::CallbackInfo& info) {
@@ -60,6 +60,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"tapGetIff", TapGetIff},
       {"mknodChar", MknodChar},
       {"socketInNetns", SocketInNetns},
+      {"nsOwnerUserns", NsOwnerUserns},
       {"interfaceUp", InterfaceUp},
   };
   for (const auto& f : functions) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));

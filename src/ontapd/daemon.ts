@@ -9,9 +9,10 @@ import {
 import { parseRequest } from './request-schema.js';
 import { RequestError } from './errors.js';
 import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
-import { Releaser } from './releaser.js';
+import { Releaser, closeNamespace } from './releaser.js';
 import { LinkWatch, guardsAddress, type LinkProblem } from './link-watch.js';
 import { Cooldown } from './cooldown.js';
+import { ownedByOurUserNamespace } from './namespace-owner.js';
 import type { PortSocket } from './listener.js';
 
 export interface DaemonLimits {
@@ -76,6 +77,14 @@ const READS_PER_CALLBACK = 8;
  */
 function closeTapFds(fds: number[]): void {
   for (const fd of fds) close(fd, () => undefined);
+}
+
+/** The request a device answers, for the accounting (type, mode and flag are what it counts by). */
+function requestOf(device: Device): AllocateRequest {
+  const req: AllocateRequest = { v: PROTOCOL_VERSION, op: 'allocate', type: device.info.type };
+  if (device.info.mode !== '') req.mode = device.info.mode;
+  if (device.info.flag !== undefined) req.flag = device.info.flag;
+  return req;
 }
 
 export class Daemon {
@@ -292,6 +301,12 @@ export class Daemon {
     if (actual.dev === this.ownNetns.dev && actual.ino === this.ownNetns.ino && uid !== 0) {
       throw new RequestError('forbidden', `only root may place a ${req.type} in ontapd's own network namespace; use ontap --netns`);
     }
+    if (req.type === 'macvlan' && uid !== 0 && !ownedByOurUserNamespace(nsFd)) {
+      // The kernel puts a macvlan made on top of a macvlan onto the real parent without asking for
+      // any privilege there, in any namespace the caller names: uncounted, out of ontapd's sight.
+      throw new RequestError('forbidden',
+        `a macvlan in a network namespace owned by another user namespace would let that namespace's owner put uncounted macvlans on uplink ${conn.port.socket.uplink}; ask for macvtap (or ipvlan, where the uplink carries ipvlan)`, 'type');
+    }
     return nsFd;
   }
 
@@ -315,7 +330,7 @@ export class Daemon {
       throw e;
     }
     conn.device = device;
-    this.links.watch({ device, guardAddress: guardsAddress(device), onProblem: (p) => this.onLinkProblem(conn, device, p) });
+    this.links.watch({ device, uplinkIfindex, guardAddress: guardsAddress(device), onProblem: (p) => this.onLinkProblem(conn, device, p) });
     // From here the lease owns the namespace descriptor: take it out of what the caller closes.
     if (device.netnsFd !== undefined) fds.splice(fds.indexOf(device.netnsFd), 1);
     if (conn.state === 'closed') {
@@ -364,42 +379,59 @@ export class Daemon {
   /**
    * A holder changed a leased device behind ontapd's back (see link-watch.ts). An address taken
    * from someone else has already been put back; the lease ends now and the device goes without
-   * waiting for the release batch. A device that is gone ends its lease too: it no longer counts.
+   * waiting for the release batch. A device that is gone ends its lease too and no longer counts.
+   * One that escaped (moved on out of sight, see LinkWatch.chase) ends its lease but goes on
+   * counting against its uid, the device cap and the uplink until ontapd restarts: it is still
+   * on the uplink, and the kernel will not tell ontapd when it goes.
    */
   private onLinkProblem(conn: Connection, device: Device, p: LinkProblem): void {
     const leased = conn.device === device;
+    const escaped = (p.kind === 'moved' && !p.deleted) || (p.kind === 'vanished' && this.movableByHolder(device));
     const fields = {
       conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid, problem: p.kind, leased,
       ...(p.kind === 'address-changed' ? { address: p.address, expected: device.info.hwaddr, restored: p.restored } : {}),
+      ...(p.kind === 'moved' || p.kind === 'vanished' ? { escaped } : {}),
     };
+    const tampering = p.kind === 'address-changed';
+    if (tampering && conn.peer.uid !== 0) this.tampered.impose(conn.peer.uid);
     if (!leased) {
-      // Released already and waiting for its group's deletion: make that happen now.
-      this.log.debug('link-problem', fields);
-      if (p.kind === 'address-changed') {
-        if (conn.peer.uid !== 0) this.tampered.impose(conn.peer.uid);
-        this.releaser.flushSoon();
-      }
+      // Released already and waiting for its group's deletion: make that happen now, or count it
+      // again if it left the group's namespace for one out of reach.
+      this.log[escaped ? 'warn' : 'debug']('link-problem', fields);
+      if (tampering) this.releaser.flushSoon();
+      if (escaped) this.account(conn.peer.uid, device.info.uplink, requestOf(device), +1);
       return;
     }
     this.log.warn('link-problem', fields);
-    if (p.kind === 'address-changed') {
-      if (conn.peer.uid !== 0) this.tampered.impose(conn.peer.uid);
-      this.close(conn, 'address-changed', true);
+    if (tampering) {
+      this.close(conn, p.kind, true);
       return;
     }
-    // Gone: nothing is left to release, and it no longer counts.
     conn.device = undefined;
-    this.account(conn.peer.uid, device.info.uplink, { v: 1, op: 'allocate', type: device.info.type }, -1);
-    if (device.netnsFd !== undefined) native().close(device.netnsFd);
-    device.netnsFd = undefined;
+    if (!escaped) this.account(conn.peer.uid, device.info.uplink, requestOf(device), -1);
+    closeNamespace(device);
     this.close(conn, `device-${p.kind}`);
+  }
+
+  /**
+   * Whether the device's holder could have moved it away: its namespace is owned by another user
+   * namespace (where CAP_NET_ADMIN is the namespace owner's to have). A device that vanished
+   * while events were lost from a namespace only root can change was deleted.
+   */
+  private movableByHolder(device: Device): boolean {
+    if (device.nsid === undefined || device.netnsFd === undefined) return false;
+    try {
+      return !ownedByOurUserNamespace(device.netnsFd);
+    } catch {
+      return true;
+    }
   }
 
   private releaseDevice(conn: Connection, soon = false): void {
     const device = conn.device;
     if (device === undefined) return;
     conn.device = undefined;
-    this.account(conn.peer.uid, device.info.uplink, { v: 1, op: 'allocate', type: device.info.type }, -1);
+    this.account(conn.peer.uid, device.info.uplink, requestOf(device), -1);
     this.releaser.release(device, soon);
     this.log.info('release', { conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid });
   }

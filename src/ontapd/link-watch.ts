@@ -13,8 +13,10 @@
  * A device stays watched from its allocation until the kernel reports it gone, so a released tap
  * whose descriptors are still open is guarded too while it waits in the release group.
  */
+import type { NativeBinding } from '../native/index.js';
 import { RouteMonitor, type RouteEvent } from '../netns/route-monitor.js';
-import type { RouteSocket } from '../netns/route-socket.js';
+import { closeSync, openSync } from 'node:fs';
+import { RouteSocket } from '../netns/route-socket.js';
 import type { Link } from '../netns/types.js';
 import type { Logger } from '../common/log.js';
 import type { Device } from './devices.js';
@@ -25,11 +27,19 @@ export type LinkProblem =
   | { kind: 'address-changed'; address: string | undefined; restored: boolean }
   /** The kernel reported the device deleted (by someone else than ontapd's release). */
   | { kind: 'deleted' }
+  /**
+   * Moved into another namespace (RTM_DELLINK with IFLA_NEW_NETNSID). `deleted`: ontapd found it
+   * there and deleted it; else it was gone from there before ontapd looked (moved on, out of
+   * sight): it is still on the uplink, somewhere.
+   */
+  | { kind: 'moved'; deleted: boolean }
   /** Gone from where it was while events were lost (an overrun), or another device has its ifindex now. */
   | { kind: 'vanished' };
 
 export interface Watched {
   device: Device;
+  /** The uplink's ifindex in ontapd's namespace: a moved device is recognised by its parent. */
+  uplinkIfindex: number;
   /**
    * Whether the hardware address is ontapd's to keep: not for the ipvlan family and passthru,
    * whose address follows the uplink's.
@@ -61,9 +71,11 @@ export class LinkWatch {
 
   private constructor(private readonly rtnl: RouteSocket, private readonly log: Logger) {}
 
-  static open(rtnl: RouteSocket, log: Logger): LinkWatch {
+  /** `binding`: the addon (tests pass a fake); default native(). */
+  static open(rtnl: RouteSocket, log: Logger, binding?: NativeBinding): LinkWatch {
     const w = new LinkWatch(rtnl, log);
     const monitor = RouteMonitor.open({
+      ...(binding ? { binding } : {}),
       groups: ['link'],
       rcvbuf: RCVBUF,
       briefLinks: true,
@@ -103,7 +115,8 @@ export class LinkWatch {
         const w = this.entries.get(key);
         if (!w) break;
         this.entries.delete(key);
-        w.onProblem({ kind: 'deleted' });
+        if (e.link.newNetnsid !== undefined && e.link.newIfindex !== undefined) w.onProblem({ kind: 'moved', deleted: this.chase(w, e.link.newNetnsid, e.link.newIfindex) });
+        else w.onProblem({ kind: 'deleted' });
         break;
       }
       case 'overrun':
@@ -124,8 +137,9 @@ export class LinkWatch {
       return;
     }
     if (!w.guardAddress || link.address === d.info.hwaddr) return;
-    const restored = this.restore(d);
-    w.onProblem({ kind: 'address-changed', address: link.address, restored });
+    // The lease's end (and the device's deletion) waits for the address to be back: a deletion
+    // queued first would hold rtnl_lock for its grace period while the device still takes frames.
+    void this.restore(d).then((restored) => w.onProblem({ kind: 'address-changed', address: link.address, restored }));
   }
 
   /**
@@ -135,29 +149,61 @@ export class LinkWatch {
    * request; the wait runs on the thread pool (own namespace) so the event loop goes on serving.
    * A device elsewhere needs a socket made in its namespace: there the request is synchronous.
    */
-  private restore(d: Device): boolean {
+  private async restore(d: Device): Promise<boolean> {
     const started = process.hrtime.bigint();
-    const done = (e?: unknown): void => {
-      if (e === undefined) {
-        this.stats.restored++;
-        this.log.debug('address-restored', { ifname: d.info.ifname, nsid: d.nsid, us: Number((process.hrtime.bigint() - started) / 1000n) });
-      } else if ((e as { code?: string }).code !== 'ENODEV') {
-        this.log.warn('restore-failed', { ifname: d.info.ifname, nsid: d.nsid, error: (e as Error).message });
-      }
-    };
-    if (d.nsid === undefined) {
-      this.rtnl.setLinkAsync({ ifindex: d.ifindex }, { address: d.info.hwaddr }).then(() => done(), done);
-      return true;
-    }
-    if (d.netnsFd === undefined) return false;
     try {
-      this.rtnl.setLink({ ifindex: d.ifindex, netnsFd: d.netnsFd }, { address: d.info.hwaddr });
+      if (d.nsid === undefined) await this.rtnl.setLinkAsync({ ifindex: d.ifindex }, { address: d.info.hwaddr });
+      else if (d.netnsFd !== undefined) this.rtnl.setLink({ ifindex: d.ifindex, netnsFd: d.netnsFd }, { address: d.info.hwaddr });
+      else return false; // its namespace descriptor is closed: the device went with its group
     } catch (e) {
-      done(e);
+      if ((e as { code?: string }).code !== 'ENODEV') this.log.warn('restore-failed', { ifname: d.info.ifname, nsid: d.nsid, error: (e as Error).message });
       return false;
     }
-    done();
+    this.stats.restored++;
+    this.log.debug('address-restored', { ifname: d.info.ifname, nsid: d.nsid, us: Number((process.hrtime.bigint() - started) / 1000n) });
     return true;
+  }
+
+  /**
+   * Deletes a device its holder moved into another namespace, found by the nsid and ifindex the
+   * kernel reported with the move. The nsid is in the frame of the namespace the device left, so
+   * the requests go through a socket made there (our own, for a device of our namespace); they may
+   * address the new namespace by that nsid. Whatever has that ifindex there must still be our kind
+   * on our uplink (its parent's namespace, IFLA_LINK_NETNSID, is in the socket's frame too):
+   * otherwise the device moved on before we looked, into a namespace we cannot name. The holder
+   * needs CAP_NET_ADMIN over both namespaces, so only a caller with a user namespace of its own
+   * (or root) gets here.
+   */
+  private chase(w: Watched, newNsid: number, newIfindex: number): boolean {
+    const d = w.device;
+    if (d.nsid !== undefined && d.netnsFd === undefined) return false;
+    const local = d.nsid === undefined ? this.rtnl : RouteSocket.open({ netnsFd: d.netnsFd });
+    try {
+      const target = { ifindex: newIfindex, targetNsid: newNsid };
+      const link = local.getLink(target);
+      // The id the socket's namespace has for ours: asked after the reply, which may have made it.
+      const ours = d.nsid === undefined ? local.selfNsid() : this.withOwnNamespace((fd) => local.getNsid(fd));
+      const onUplink = link.parentIfindex === w.uplinkIfindex &&
+        (link.linkNetnsid === ours || (link.linkNetnsid === undefined && newNsid === ours));
+      if (link.kind !== d.info.type || !onUplink) return false;
+      local.deleteLink(target);
+      return true;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== 'ENODEV' && code !== 'EINVAL') this.log.warn('chase-failed', { ifname: d.info.ifname, nsid: d.nsid, newNsid, newIfindex, error: (e as Error).message });
+      return false;
+    } finally {
+      if (local !== this.rtnl) local.close();
+    }
+  }
+
+  private withOwnNamespace<T>(fn: (fd: number) => T): T {
+    const fd = openSync('/proc/self/ns/net', 'r');
+    try {
+      return fn(fd);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** After lost events: asks the kernel for every watched device, a batch per turn of the event loop. */

@@ -14,6 +14,12 @@ function nsidOf(key: string): number | undefined {
   return key === OWN ? undefined : Number(key);
 }
 
+/** Closes the caller's namespace descriptor a device held, once. */
+export function closeNamespace(device: Device): void {
+  if (device.netnsFd !== undefined) native().close(device.netnsFd);
+  device.netnsFd = undefined;
+}
+
 /**
  * Whether `link`, dumped from the namespace with `nsid` (undefined: our own), hangs off one of our
  * uplinks. IFLA_LINK is an ifindex in the parent's namespace, so the ifindex alone says nothing: two
@@ -42,8 +48,8 @@ export class Releaser {
   private readonly inflight = new Set<string>();
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
-  /** Namespace key -> descriptors of the namespaces of the devices waiting in its group. */
-  private readonly heldNamespaces = new Map<string, number[]>();
+  /** Namespace key -> devices waiting in its group whose namespace descriptor is still open. */
+  private readonly heldNamespaces = new Map<string, Device[]>();
   private lastFlush = 0;
   private idleWaiters: Array<() => void> = [];
   released = 0;
@@ -53,12 +59,12 @@ export class Releaser {
   /**
    * Moves the device into the release group. `soon`: delete the group without waiting for the
    * batch interval (a device whose holder tampered with it). The caller's namespace descriptor is
-   * kept until the group is deleted: until then the namespace cannot die, so its nsid stays its
-   * own and the deletion's RTM_DELLINK events still reach the link watch.
+   * kept (in device.netnsFd) until the group is deleted: until then the namespace cannot die, so
+   * its nsid stays its own, the deletion's RTM_DELLINK events still reach the link watch, and the
+   * watch can still follow the device if its holder moves it away meanwhile.
    */
   release(device: Device, soon = false): void {
     const nsFd = device.netnsFd;
-    device.netnsFd = undefined;
     try {
       this.rtnl.setLink({ ifindex: device.ifindex, netnsFd: nsFd }, { group: GROUP_RELEASE });
     } catch (e) {
@@ -69,12 +75,12 @@ export class Releaser {
       } else {
         this.log.warn('release-failed', { ifname: device.info.ifname, nsid: device.nsid, error: (e as Error).message });
       }
-      if (nsFd !== undefined) native().close(nsFd);
+      closeNamespace(device);
       return;
     }
     const key = keyOf(device.nsid);
     this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
-    if (nsFd !== undefined) this.heldNamespaces.set(key, [...(this.heldNamespaces.get(key) ?? []), nsFd]);
+    if (nsFd !== undefined) this.heldNamespaces.set(key, [...(this.heldNamespaces.get(key) ?? []), device]);
     this.schedule(soon);
   }
 
@@ -127,7 +133,7 @@ export class Releaser {
           }
         })
         .finally(() => {
-          for (const fd of held) native().close(fd);
+          for (const device of held) closeNamespace(device);
           this.inflight.delete(key);
           if (this.pending.size > 0) this.schedule();
           else if (this.inflight.size === 0) this.wakeIdle();

@@ -300,6 +300,22 @@ describe('decoding kernel replies into Link', () => {
     }
   });
 
+  test('a move out of the namespace: RTM_DELLINK with IFLA_NEW_NETNSID and IFLA_NEW_IFINDEX, in full and briefly', () => {
+    const f = loadFixture('event-dellink-moved');
+    const [m] = decodeMessages(f.received[0]!);
+    assert.equal(m?.header.type, RTM.DELLINK);
+    for (const link of [decodeLink(m!.payload, 16), decodeLinkBrief(m!.payload, 16)]) {
+      assert.equal(link.ifname, 'mv0');
+      assert.equal(link.newNetnsid, metaNumber(f, 'nsidC'));
+      assert.equal(link.newIfindex, metaNumber(f, 'mv0InC'));
+      assert.equal(link.parentIfindex, up0(f));
+      assert.equal(link.kind, 'macvlan');
+    }
+    // Other messages carry neither: the fields are absent, not undefined.
+    const other = decodeLink(decodeMessages(loadFixture('event-newlink-other-ns').received[0]!)[0]!.payload, 16);
+    assert.ok(!('newNetnsid' in other) && !('newIfindex' in other));
+  });
+
   test('decodeLinkBrief refuses what decodeLink refuses: a truncated attribute', () => {
     const m = decodeMessages(loadFixture('event-newlink-other-ns').received[0]!)[0]!;
     const cut = Buffer.from(m.payload.subarray(0, 16 + 6));
