@@ -252,7 +252,7 @@ export class Daemon {
     }
     const cooling = this.tampered.remaining(uid);
     if (cooling > 0) {
-      throw new RequestError('limit', `uid ${uid} changed the hardware address of a device it held; its requests are refused for another ${Math.ceil(cooling / 1000)} s`);
+      throw new RequestError('limit', `uid ${uid} tampered with a device it held (its hardware address, or link events in a loop); its requests are refused for another ${Math.ceil(cooling / 1000)} s`);
     }
     const use = this.uplinkUse.get(conn.port.socket.uplink);
     const family = familyOf(req.type);
@@ -391,8 +391,9 @@ export class Daemon {
       conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid, problem: p.kind, leased,
       ...(p.kind === 'address-changed' ? { address: p.address, expected: device.info.hwaddr, restored: p.restored } : {}),
       ...(p.kind === 'moved' || p.kind === 'vanished' ? { escaped } : {}),
+      ...(p.kind === 'flooding' ? { events: p.events } : {}),
     };
-    const tampering = p.kind === 'address-changed';
+    const tampering = p.kind === 'address-changed' || p.kind === 'flooding';
     if (tampering && conn.peer.uid !== 0) this.tampered.impose(conn.peer.uid);
     if (!leased) {
       // Released already and waiting for its group's deletion: make that happen now, or count it

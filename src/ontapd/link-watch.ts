@@ -34,7 +34,9 @@ export type LinkProblem =
    */
   | { kind: 'moved'; deleted: boolean }
   /** Gone from where it was while events were lost (an overrun), or another device has its ifindex now. */
-  | { kind: 'vanished' };
+  | { kind: 'vanished' }
+  /** More than FLOOD_EVENTS link events in a second: its holder is making them in a loop. */
+  | { kind: 'flooding'; events: number };
 
 export interface Watched {
   device: Device;
@@ -50,6 +52,16 @@ export interface Watched {
 
 /** Devices checked per turn of the event loop after an overrun. */
 const RESYNC_BATCH = 64;
+/** A new check of every device starts at most this often, however often events are lost. */
+const RESYNC_INTERVAL_MS = 100;
+/**
+ * Link events one device may cause in a second. A workload's device sees a handful in its life
+ * (created, up, carrier, the offloads a guest sets; the kernel's linkwatch batches operstate
+ * changes to one a second); a holder can make tens of thousands a second (SIOCSIFHWADDR with the
+ * address it has changes nothing and is reported every time), each one read here and each one
+ * holding rtnl_lock for everyone on the host.
+ */
+export const FLOOD_EVENTS = 200;
 /** Receive buffer (SO_RCVBUFFORCE): about 2,000 link events. */
 const RCVBUF = 4 << 20;
 
@@ -66,6 +78,9 @@ export class LinkWatch {
   private monitor: RouteMonitor | undefined;
   private resyncing = false;
   private resyncAgain = false;
+  private resyncStarted = 0;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private readonly rates = new WeakMap<Watched, { since: number; events: number; reported: boolean }>();
   /** Counters for logs and tests. */
   readonly stats = { overruns: 0, restored: 0 };
 
@@ -98,6 +113,7 @@ export class LinkWatch {
   }
 
   close(): void {
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.monitor?.close();
     this.monitor = undefined;
     this.entries.clear();
@@ -107,7 +123,10 @@ export class LinkWatch {
     switch (e.type) {
       case 'newlink': {
         const w = this.entries.get(keyOf(e.nsid, e.link.ifindex));
-        if (w) this.compare(w, e.link);
+        if (w) {
+          this.count(w);
+          this.compare(w, e.link);
+        }
         break;
       }
       case 'dellink': {
@@ -125,6 +144,20 @@ export class LinkWatch {
         break;
       default:
         break;
+    }
+  }
+
+  /** Counts the device's events; the first time there are more than FLOOD_EVENTS in a second, reports it. */
+  private count(w: Watched): void {
+    const now = Date.now();
+    let r = this.rates.get(w);
+    if (r === undefined || (now - r.since >= 1000 && !r.reported)) {
+      r = { since: now, events: 0, reported: false };
+      this.rates.set(w, r);
+    }
+    if (++r.events > FLOOD_EVENTS && !r.reported) {
+      r.reported = true;
+      w.onProblem({ kind: 'flooding', events: r.events });
     }
   }
 
@@ -206,13 +239,26 @@ export class LinkWatch {
     }
   }
 
-  /** After lost events: asks the kernel for every watched device, a batch per turn of the event loop. */
+  /**
+   * After lost events: asks the kernel for every watched device, a batch per turn of the event
+   * loop, starting at most every RESYNC_INTERVAL_MS (a flood that overruns the socket again and
+   * again gets one check of our devices per interval, not one per overrun).
+   */
   private resync(): void {
-    if (this.resyncing) {
-      this.resyncAgain = true;
+    if (this.resyncing || this.resyncTimer) {
+      this.resyncAgain = this.resyncing;
+      return;
+    }
+    const wait = this.resyncStarted + RESYNC_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      this.resyncTimer = setTimeout(() => {
+        this.resyncTimer = undefined;
+        this.resync();
+      }, wait);
       return;
     }
     this.resyncing = true;
+    this.resyncStarted = Date.now();
     const keys = [...this.entries.keys()];
     let i = 0;
     const step = (): void => {

@@ -6,7 +6,7 @@ import { decodeAttrs, decodeMessages, type NetlinkMessage } from '../../src/netn
 import { IFLA, linkPolicy, RTM } from '../../src/netns/rtnl/index.js';
 import { RouteSocket } from '../../src/netns/route-socket.js';
 import { Logger } from '../../src/common/log.js';
-import { LinkWatch, type LinkProblem } from '../../src/ontapd/link-watch.js';
+import { FLOOD_EVENTS, LinkWatch, type LinkProblem } from '../../src/ontapd/link-watch.js';
 import type { Device } from '../../src/ontapd/devices.js';
 import { ack, errorMessage, FakeKernel, restamp } from '../fixtures/netlink/fake-kernel.js';
 import { loadFixture, metaNumber } from '../fixtures/netlink/load.js';
@@ -117,3 +117,38 @@ test('a move: asked for where the kernel said it went; gone from there already, 
   watch.close();
 });
 
+test('more than FLOOD_EVENTS events of one device in a second are reported, once', async () => {
+  const { k, requests, watch, monitorFd } = setup();
+  const ev = m0Event();
+  const problems: LinkProblem[] = [];
+  watch.watch({ device: device(ev.ifindex, ev.address), uplinkIfindex: 3, guardAddress: true, onProblem: (p) => problems.push(p) });
+  for (let i = 0; i < FLOOD_EVENTS; i++) k.push(monitorFd, { data: ev.data });
+  for (let i = 0; i < 10; i++) await tick();
+  assert.deepEqual(problems, [], `${FLOOD_EVENTS} events are allowed`);
+  for (let i = 0; i < 100; i++) k.push(monitorFd, { data: ev.data });
+  for (let i = 0; i < 10; i++) await tick();
+  assert.deepEqual(problems, [{ kind: 'flooding', events: FLOOD_EVENTS + 1 }]);
+  assert.deepEqual(requests, [], 'nothing to put back: the address is ours');
+  watch.close();
+});
+
+test('overruns in a row start one check of the devices per interval, not one per overrun', async () => {
+  const { k, requests, watch, monitorFd } = setup();
+  const ev = m0Event();
+  k.handler = (m, kk, fd) => {
+    requests.push(m);
+    return [restamp(ev.data, m.header.seq, kk.portOf(fd))];
+  };
+  const problems: LinkProblem[] = [];
+  watch.watch({ device: device(ev.ifindex, ev.address), uplinkIfindex: 3, guardAddress: true, onProblem: (p) => problems.push(p) });
+  for (let i = 0; i < 10; i++) {
+    k.pushOverrun(monitorFd);
+    await tick();
+  }
+  assert.equal(requests.length, 1, 'one check at once');
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(requests.length, 2, 'and one more after the interval, for the overruns since');
+  assert.equal(watch.stats.overruns, 10);
+  assert.deepEqual(problems, [], 'the device is as it was');
+  watch.close();
+});
