@@ -10,7 +10,7 @@ namespace ontap {
 
 namespace {
 
-constexpr int kAbiVersion = 2;
+constexpr int kAbiVersion = 3;
 
 // index.ts hands over the NativeError class once, right after loading.
 Napi::Value SetErrorConstructor(const Napi::CallbackInfo& info) {

@@ -78,6 +78,8 @@ export class LinkWatch {
   private monitor: RouteMonitor | undefined;
   private resyncing = false;
   private resyncAgain = false;
+  /** The last address restore queued: they run one after another. */
+  private restoring: Promise<unknown> = Promise.resolve();
   private resyncStarted = 0;
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly rates = new WeakMap<Watched, { since: number; events: number; reported: boolean }>();
@@ -180,9 +182,18 @@ export class LinkWatch {
    * and then waits for an RCU grace period under rtnl_lock (~13 ms here) before it re-adds it, so
    * frames for the taken address stop reaching the device as soon as the kernel starts on the
    * request; the wait runs on the thread pool (own namespace) so the event loop goes on serving.
-   * A device elsewhere needs a socket made in its namespace: there the request is synchronous.
+   * One at a time: callers cause these, and the pool's other work is releases, which must not
+   * wait behind what a caller does (each one a grace period under rtnl_lock anyway, so running
+   * them side by side would gain nothing). A device elsewhere needs a socket made in its
+   * namespace: there the request is synchronous.
    */
-  private async restore(d: Device): Promise<boolean> {
+  private restore(d: Device): Promise<boolean> {
+    const next = this.restoring.then(() => this.putBack(d));
+    this.restoring = next;
+    return next;
+  }
+
+  private async putBack(d: Device): Promise<boolean> {
     const started = process.hrtime.bigint();
     try {
       if (d.nsid === undefined) await this.rtnl.setLinkAsync({ ifindex: d.ifindex }, { address: d.info.hwaddr });
