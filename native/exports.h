@@ -37,6 +37,7 @@ Napi::Value Unshare(const Napi::CallbackInfo& info);
 Napi::Value Sethostname(const Napi::CallbackInfo& info);
 Napi::Value WriteFileInNetns(const Napi::CallbackInfo& info);
 Napi::Value SocketInNetns(const Napi::CallbackInfo& info);
+Napi::Value NsOwnerUserns(const Napi::CallbackInfo& info);
 
 // closer.cc: closes that may block, on threads of our own; a unix socket closed at once when nothing is in flight
 Napi::Value CloseInBackground(const Napi::CallbackInfo& info);

@@ -10,7 +10,7 @@ namespace ontap {
 
 namespace {
 
-constexpr int kAbiVersion = 2;
+constexpr int kAbiVersion = 3;
 
 // index.ts hands over the NativeError class once, right after loading.
 Napi::Value SetErrorConstructor(const Napi::CallbackInfo& info) {
@@ -61,6 +61,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"tapGetIff", TapGetIff},
       {"mknodChar", MknodChar},
       {"socketInNetns", SocketInNetns},
+      {"nsOwnerUserns", NsOwnerUserns},
       {"interfaceUp", InterfaceUp},
       {"closeInBackground", CloseInBackground},
       {"backgroundCloses", BackgroundCloses},

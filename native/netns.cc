@@ -5,6 +5,8 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -155,6 +157,17 @@ Napi::Value SocketInNetns(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   return Napi::Number::New(env, s.fd);
+}
+
+// ioctl(NS_GET_USERNS): a new descriptor (O_CLOEXEC, as the kernel makes it) of the user namespace
+// that owns the namespace of nsFd.
+Napi::Value NsOwnerUserns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int nsFd;
+  if (!GetFd(info, 0, "nsOwnerUserns", &nsFd)) return env.Undefined();
+  int fd = ioctl(nsFd, NS_GET_USERNS);
+  if (fd < 0) THROW_ERRNO(env, "ioctl");
+  return Napi::Number::New(env, fd);
 }
 
 }  // namespace ontap

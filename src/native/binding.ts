@@ -149,6 +149,11 @@ export interface NativeBinding {
    * setns()es first (a socket belongs to its creator's namespace). CLOEXEC always.
    */
   socketInNetns(nsFd: number, domain: number, type: number, protocol: number, nonblocking: boolean): number;
+  /**
+   * ioctl(NS_GET_USERNS) on a namespace descriptor: a new descriptor (CLOEXEC) of the user
+   * namespace that owns it. EPERM when that one is outside the caller's user namespace.
+   */
+  nsOwnerUserns(nsFd: number): number;
   /** Sets IFF_UP on an interface of the calling thread's namespace (ioctl); false if it already was up. */
   interfaceUp(name: string): boolean;
   /**

@@ -6,7 +6,7 @@ import { NativeError } from './errors.js';
 export type { NativeBinding, RecvResult, PeerCred, Poller, CloserStats } from './binding.js';
 export { NativeError, asNativeError, isErrno } from './errors.js';
 
-const ABI_VERSION = 2;
+const ABI_VERSION = 3;
 
 let loaded: NativeBinding | undefined;
 

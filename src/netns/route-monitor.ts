@@ -4,7 +4,7 @@ import { AF_NETLINK, NETLINK_ROUTE, NetlinkSockopt, SO_RCVBUF, SO_RCVBUFFORCE, S
 import { decodeMessages } from './netlink/message.js';
 import { decodeAddress } from './rtnl/address.js';
 import { RTM, RTNLGRP } from './rtnl/constants.js';
-import { decodeLink } from './rtnl/link.js';
+import { decodeIfInfo, decodeLink, decodeLinkBrief } from './rtnl/link.js';
 import { decodeNsid } from './rtnl/nsid.js';
 import type { Address, Link } from './types.js';
 
@@ -40,13 +40,31 @@ export interface RouteMonitorOptions {
   rcvbuf?: number;
   /** NETLINK_LISTEN_ALL_NSID (default true): events of every namespace we have an nsid for. */
   allNsid?: boolean;
+  /** Which link events to decode and emit, asked before decoding: the others cost a header read. */
+  linkFilter?: LinkFilter;
+  /** Decode link events with decodeLinkBrief (identity, address, kind, move target; the rest undefined). */
+  briefLinks?: boolean;
   binding?: NativeBinding;
 }
 
+/** nsid as in RouteEvent, ifindex from the event's ifinfomsg. */
+export type LinkFilter = (nsid: number | undefined, ifindex: number) => boolean;
+
+export interface DatagramOptions {
+  linkFilter?: LinkFilter | undefined;
+  briefLinks?: boolean | undefined;
+}
+
 const RECV_BYTES = 65536;
+/**
+ * Read for at most this long per readiness callback, so that a flood of events (anyone who may
+ * change a link in a namespace we have an nsid for can make one) leaves the event loop to timers
+ * and other sockets in between; the poller is level-triggered and calls again.
+ */
+const SLICE_MS = 10;
 
 /** Turns one received datagram into events (exported for tests and for replaying captures). */
-export function eventsFromDatagram(data: Buffer, nsid: number | undefined): { events: RouteEvent[]; errors: Error[] } {
+export function eventsFromDatagram(data: Buffer, nsid: number | undefined, opts: DatagramOptions = {}): { events: RouteEvent[]; errors: Error[] } {
   const events: RouteEvent[] = [];
   const errors: Error[] = [];
   let messages;
@@ -61,7 +79,8 @@ export function eventsFromDatagram(data: Buffer, nsid: number | undefined): { ev
       switch (m.header.type) {
         case RTM.NEWLINK:
         case RTM.DELLINK: {
-          const link = decodeLink(m.payload, base);
+          if (opts.linkFilter !== undefined && !opts.linkFilter(nsid, decodeIfInfo(m.payload, base).index)) break;
+          const link = opts.briefLinks ? decodeLinkBrief(m.payload, base) : decodeLink(m.payload, base);
           link.nsid = nsid;
           events.push({ type: m.header.type === RTM.NEWLINK ? 'newlink' : 'dellink', nsid, link });
           break;
@@ -109,6 +128,7 @@ export class RouteMonitor extends EventEmitter {
     private readonly nb: NativeBinding,
     readonly fd: number,
     readonly portId: number,
+    private readonly decoding: DatagramOptions,
   ) {
     super();
   }
@@ -134,7 +154,7 @@ export class RouteMonitor extends EventEmitter {
       nb.close(fd);
       throw e;
     }
-    const m = new RouteMonitor(nb, fd, portId);
+    const m = new RouteMonitor(nb, fd, portId, { linkFilter: opts.linkFilter, briefLinks: opts.briefLinks });
     m.poller = nb.poll(fd, (err, readable) => m.onPoll(err, readable));
     m.poller.start(true, false);
     return m;
@@ -173,7 +193,9 @@ export class RouteMonitor extends EventEmitter {
       readable = true;
     }
     if (!readable) return;
-    for (;;) {
+    const started = Date.now();
+    for (let n = 1; ; n++) {
+      if ((n & 63) === 0 && Date.now() - started > SLICE_MS) return; // the rest on the next call
       let r: RecvResult | null;
       try {
         r = this.nb.recvmsg(this.fd, RECV_BYTES, 0);
@@ -191,7 +213,7 @@ export class RouteMonitor extends EventEmitter {
         this.overrun();
         continue;
       }
-      const { events, errors } = eventsFromDatagram(r.data, r.nsid);
+      const { events, errors } = eventsFromDatagram(r.data, r.nsid, this.decoding);
       for (const w of errors) this.emit('warning', w);
       for (const ev of events) {
         this.emit(ev.type, ev);

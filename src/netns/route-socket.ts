@@ -372,6 +372,16 @@ export class RouteSocket {
     this.exchange(`setLink(${selName(sel)})`, setLinkRequest(target, change), 'ack');
   }
 
+  /**
+   * setLink with sendmsg on the thread pool, for a link in this socket's own namespace: some
+   * changes wait for an RCU grace period under rtnl_lock (a macvlan's new address: ~13 ms here).
+   */
+  async setLinkAsync(sel: LinkSelector, change: LinkChange): Promise<void> {
+    if (sel.netnsFd !== undefined || sel.targetNsid !== undefined) throw new TypeError('setLinkAsync changes links in the socket\'s own namespace only');
+    if (change.ifname !== undefined && sel.ifindex === undefined) throw new TypeError('renaming a link needs it selected by ifindex');
+    await this.asyncChannel().request(`setLink(${selName(sel)})`, setLinkRequest(sel, change), 'ack');
+  }
+
   deleteLink(sel: LinkSelector): void {
     if (sel.netnsFd !== undefined) return this.viaNetnsFd(sel, (r, s) => r.deleteLink(s));
     this.verifyTarget(sel.targetNsid);

@@ -46,6 +46,13 @@ export interface Link {
   numRxQueues: number | undefined;
   /** IFLA_AF_SPEC / AF_INET6 / IFLA_INET6_ADDR_GEN_MODE, if reported. */
   addrGenMode: number | undefined;
+  /**
+   * Only in the RTM_DELLINK event of a link moved to another namespace (set only when present):
+   * IFLA_NEW_NETNSID, that namespace's id in the frame of the link's old namespace (the event's),
+   * and IFLA_NEW_IFINDEX, the link's ifindex there.
+   */
+  newNetnsid?: number;
+  newIfindex?: number;
 }
 
 /** Selects one link: by index or by name, in our namespace or in the one with targetNsid. */
@@ -88,6 +95,8 @@ export interface LinkCreate {
 
 export interface LinkChange {
   up?: boolean;
+  /** IFLA_ADDRESS: the hardware address (colon-separated hex). */
+  address?: string;
   allmulti?: boolean;
   group?: number;
   alias?: string;

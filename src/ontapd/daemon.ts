@@ -9,11 +9,14 @@ import {
 import { parseRequest } from './request-schema.js';
 import { RequestError } from './errors.js';
 import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
-import { Releaser } from './releaser.js';
+import { Releaser, closeNamespace } from './releaser.js';
 import { RefusalLog } from './refusal-log.js';
 import { NameRegistry } from './names.js';
 import { defaultUplinkConfig, withUplinkSettings, type UplinkConfig } from './uplink-policy.js';
 import { bindNetns } from './netns-binding.js';
+import { LinkWatch, guardsAddress, type LinkProblem } from './link-watch.js';
+import { Cooldown } from './cooldown.js';
+import { ownedByOurUserNamespace } from './namespace-owner.js';
 import type { PortSocket } from './listener.js';
 import { AcceptPause } from './accept-pause.js';
 import { CloseBacklog, closeConnection, closeForeign, closeOwn, UNKNOWN_PEER_LANE } from './closer.js';
@@ -77,6 +80,16 @@ const MAX_RECEIVED_FDS = 253;
 /** Records read from one connection per readiness callback, so one peer cannot starve the rest. */
 const READS_PER_CALLBACK = 8;
 
+/** The request a device answers, for the accounting (type, mode and flag are what it counts by). */
+function requestOf(device: Device): AllocateRequest {
+  const req: AllocateRequest = { v: PROTOCOL_VERSION, op: 'allocate', type: device.info.type };
+  if (device.info.mode !== '') req.mode = device.info.mode;
+  if (device.info.flag !== undefined) req.flag = device.info.flag;
+  // The name too: the registry of held names is released by it.
+  if (device.info.name !== undefined) req.name = device.info.name;
+  return req;
+}
+
 export class Daemon {
   private readonly ports: Port[] = [];
   private readonly conns = new Map<number, Connection>();
@@ -92,6 +105,8 @@ export class Daemon {
   private readonly refusals: RefusalLog;
   /** Descriptors callers send are closed in the background (closer.ts), at most so many at a time. */
   private readonly backlog = new CloseBacklog();
+  readonly links: LinkWatch;
+  private readonly tampered = new Cooldown();
   private readonly ownNetns = statSync('/proc/self/ns/net', { bigint: true });
   private nextId = 1;
   private pending = 0;
@@ -109,6 +124,7 @@ export class Daemon {
     this.names = new NameRegistry(policy.reserved);
     this.releaser = new Releaser(rtnl, log);
     this.refusals = new RefusalLog(log);
+    this.links = LinkWatch.open(rtnl, log);
   }
 
   get deviceCount(): number {
@@ -254,6 +270,10 @@ export class Daemon {
     if ((this.perUid.get(uid) ?? 0) >= this.limits.maxPerUid) {
       throw new RequestError('limit', `uid ${uid} holds its maximum of ${this.limits.maxPerUid} devices`);
     }
+    const cooling = this.tampered.remaining(uid);
+    if (cooling > 0) {
+      throw new RequestError('limit', `uid ${uid} tampered with a device it held (its hardware address, or link events in a loop); its requests are refused for another ${Math.ceil(cooling / 1000)} s`);
+    }
     const use = this.uplinkUse.get(conn.port.socket.uplink);
     const family = familyOf(req.type);
     if (use !== undefined) {
@@ -282,6 +302,12 @@ export class Daemon {
     if (actual.dev === this.ownNetns.dev && actual.ino === this.ownNetns.ino && uid !== 0) {
       throw new RequestError('forbidden', `only root may place a ${req.type} in ontapd's own network namespace; use ontap --netns`);
     }
+    if (req.type === 'macvlan' && uid !== 0 && !ownedByOurUserNamespace(nsFd)) {
+      // The kernel puts a macvlan made on top of a macvlan onto the real parent without asking for
+      // any privilege there, in any namespace the caller names: uncounted, out of ontapd's sight.
+      throw new RequestError('forbidden',
+        `a macvlan in a network namespace owned by another user namespace would let that namespace's owner put uncounted macvlans on uplink ${conn.port.socket.uplink}; ask for macvtap (or ipvlan, where the uplink carries ipvlan)`, 'type');
+    }
     return nsFd;
   }
 
@@ -306,6 +332,7 @@ export class Daemon {
       throw e;
     }
     conn.device = device;
+    this.links.watch({ device, uplinkIfindex, guardAddress: guardsAddress(device), onProblem: (p) => this.onLinkProblem(conn, device, p) });
     // From here the lease owns the namespace descriptor: take it out of what the caller closes.
     if (device.netnsFd !== undefined) fds.splice(fds.indexOf(device.netnsFd), 1);
     if (conn.state === 'closed') {
@@ -355,12 +382,64 @@ export class Daemon {
     }
   }
 
-  private releaseDevice(conn: Connection): void {
+  /**
+   * A holder changed a leased device behind ontapd's back (see link-watch.ts). An address taken
+   * from someone else has already been put back; the lease ends now and the device goes without
+   * waiting for the release batch. A device that is gone ends its lease too and no longer counts.
+   * One that escaped (moved on out of sight, see LinkWatch.chase) ends its lease but goes on
+   * counting against its uid, the device cap and the uplink until ontapd restarts: it is still
+   * on the uplink, and the kernel will not tell ontapd when it goes.
+   */
+  private onLinkProblem(conn: Connection, device: Device, p: LinkProblem): void {
+    const leased = conn.device === device;
+    const escaped = (p.kind === 'moved' && !p.deleted) || (p.kind === 'vanished' && this.movableByHolder(device));
+    const fields = {
+      conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid, problem: p.kind, leased,
+      ...(p.kind === 'address-changed' ? { address: p.address, expected: device.info.hwaddr, restored: p.restored } : {}),
+      ...(p.kind === 'moved' || p.kind === 'vanished' ? { escaped } : {}),
+      ...(p.kind === 'flooding' ? { events: p.events } : {}),
+    };
+    const tampering = p.kind === 'address-changed' || p.kind === 'flooding';
+    if (tampering && conn.peer.uid !== 0) this.tampered.impose(conn.peer.uid);
+    if (!leased) {
+      // Released already and waiting for its group's deletion: make that happen now, or count it
+      // again if it left the group's namespace for one out of reach.
+      this.log[escaped ? 'warn' : 'debug']('link-problem', fields);
+      if (tampering) this.releaser.flushSoon();
+      if (escaped) this.account(conn.peer.uid, device.info.uplink, requestOf(device), +1);
+      return;
+    }
+    this.log.warn('link-problem', fields);
+    if (tampering) {
+      this.close(conn, p.kind, true);
+      return;
+    }
+    conn.device = undefined;
+    if (!escaped) this.account(conn.peer.uid, device.info.uplink, requestOf(device), -1);
+    closeNamespace(device);
+    this.close(conn, `device-${p.kind}`);
+  }
+
+  /**
+   * Whether the device's holder could have moved it away: its namespace is owned by another user
+   * namespace (where CAP_NET_ADMIN is the namespace owner's to have). A device that vanished
+   * while events were lost from a namespace only root can change was deleted.
+   */
+  private movableByHolder(device: Device): boolean {
+    if (device.nsid === undefined || device.netnsFd === undefined) return false;
+    try {
+      return !ownedByOurUserNamespace(device.netnsFd);
+    } catch {
+      return true;
+    }
+  }
+
+  private releaseDevice(conn: Connection, soon = false): void {
     const device = conn.device;
     if (device === undefined) return;
     conn.device = undefined;
-    this.account(conn.peer.uid, device.info.uplink, { v: 1, op: 'allocate', type: device.info.type, name: device.info.name }, -1);
-    this.releaser.release(device);
+    this.account(conn.peer.uid, device.info.uplink, requestOf(device), -1);
+    this.releaser.release(device, soon);
     this.log.info('release', { conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid });
   }
 
@@ -392,7 +471,7 @@ export class Daemon {
     else this.pendingPerUid.delete(conn.peer.uid);
   }
 
-  private close(conn: Connection, reason: string): void {
+  private close(conn: Connection, reason: string, releaseSoon = false): void {
     if (conn.state === 'closed') return;
     if (conn.state === 'awaiting' || conn.state === 'allocating') this.donePending(conn);
     const wasAllocating = conn.state === 'allocating';
@@ -405,7 +484,7 @@ export class Daemon {
     this.conns.delete(conn.id);
     this.log.debug('disconnect', { conn: conn.id, reason });
     // While allocating, allocate() releases the device itself when it finishes.
-    if (!wasAllocating) this.releaseDevice(conn);
+    if (!wasAllocating) this.releaseDevice(conn, releaseSoon);
   }
 
   /** Stops accepting, ends every lease, waits for the devices to be deleted. */
@@ -420,6 +499,7 @@ export class Daemon {
     this.refusals.stop();
     this.backlog.stop();
     await this.releaser.idle();
+    this.links.close();
   }
 
   openConnections(): number {

@@ -28,7 +28,8 @@ export interface Device {
   nsid: number | undefined;
   /**
    * The caller's namespace, held for the lease: releasing needs a netlink socket inside it
-   * (RTM_SETLINK with a target nsid would move the link instead of changing it). Owned by the lease.
+   * (RTM_SETLINK with a target nsid would move the link instead of changing it). Owned by the lease,
+   * then by the release until the release group is deleted (closeNamespace()).
    */
   netnsFd: number | undefined;
   ifindex: number;

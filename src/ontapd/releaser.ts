@@ -14,6 +14,12 @@ function nsidOf(key: string): number | undefined {
   return key === OWN ? undefined : Number(key);
 }
 
+/** Closes the caller's namespace descriptor a device held, once. */
+export function closeNamespace(device: Device): void {
+  if (device.netnsFd !== undefined) native().close(device.netnsFd);
+  device.netnsFd = undefined;
+}
+
 /**
  * Whether `link`, dumped from the namespace with `nsid` (undefined: our own), hangs off one of our
  * uplinks. IFLA_LINK is an ifindex in the parent's namespace, so the ifindex alone says nothing: two
@@ -41,15 +47,26 @@ export class Releaser {
   private readonly pending = new Map<string, number>();
   private readonly inflight = new Set<string>();
   private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** Namespace key -> devices waiting in its group whose namespace descriptor is still open. */
+  private readonly heldNamespaces = new Map<string, Device[]>();
   private lastFlush = 0;
   private idleWaiters: Array<() => void> = [];
   released = 0;
 
   constructor(private readonly rtnl: RouteSocket, private readonly log: Logger) {}
 
-  release(device: Device): void {
+  /**
+   * Moves the device into the release group. `soon`: delete the group without waiting for the
+   * batch interval (a device whose holder tampered with it). The caller's namespace descriptor is
+   * kept (in device.netnsFd) until the group is deleted: until then the namespace cannot die, so
+   * its nsid stays its own, the deletion's RTM_DELLINK events still reach the link watch, and the
+   * watch can still follow the device if its holder moves it away meanwhile.
+   */
+  release(device: Device, soon = false): void {
+    const nsFd = device.netnsFd;
     try {
-      this.rtnl.setLink({ ifindex: device.ifindex, netnsFd: device.netnsFd }, { group: GROUP_RELEASE });
+      this.rtnl.setLink({ ifindex: device.ifindex, netnsFd: nsFd }, { group: GROUP_RELEASE });
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === 'ENODEV') {
@@ -58,26 +75,39 @@ export class Releaser {
       } else {
         this.log.warn('release-failed', { ifname: device.info.ifname, nsid: device.nsid, error: (e as Error).message });
       }
+      closeNamespace(device);
       return;
-    } finally {
-      if (device.netnsFd !== undefined) native().close(device.netnsFd);
-      device.netnsFd = undefined;
     }
     const key = keyOf(device.nsid);
     this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
-    this.schedule();
+    if (nsFd !== undefined) this.heldNamespaces.set(key, [...(this.heldNamespaces.get(key) ?? []), device]);
+    this.schedule(soon);
   }
 
-  private schedule(): void {
-    if (this.scheduled) return;
+  /** Deletes what waits in the release groups without waiting for the batch interval. */
+  flushSoon(): void {
+    if (this.pending.size > 0) this.schedule(true);
+  }
+
+  private schedule(soon = false): void {
+    if (this.scheduled) {
+      if (!soon || this.timer === undefined) return;
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      setImmediate(() => this.run());
+      return;
+    }
     this.scheduled = true;
-    const wait = this.lastFlush + BATCH_INTERVAL_MS - Date.now();
-    const run = (): void => {
-      this.scheduled = false;
-      this.flush();
-    };
-    if (wait <= 0) setImmediate(run);
-    else setTimeout(run, wait);
+    const wait = soon ? 0 : this.lastFlush + BATCH_INTERVAL_MS - Date.now();
+    if (wait <= 0) setImmediate(() => this.run());
+    else this.timer = setTimeout(() => this.run(), wait);
+  }
+
+  private run(): void {
+    if (!this.scheduled) return;
+    this.scheduled = false;
+    this.timer = undefined;
+    this.flush();
   }
 
   private flush(): void {
@@ -86,6 +116,8 @@ export class Releaser {
       if (this.inflight.has(key)) continue;
       const count = this.pending.get(key)!;
       this.pending.delete(key);
+      const held = this.heldNamespaces.get(key) ?? [];
+      this.heldNamespaces.delete(key);
       this.inflight.add(key);
       const started = process.hrtime.bigint();
       this.rtnl
@@ -101,6 +133,7 @@ export class Releaser {
           }
         })
         .finally(() => {
+          for (const device of held) closeNamespace(device);
           this.inflight.delete(key);
           if (this.pending.size > 0) this.schedule();
           else if (this.inflight.size === 0) this.wakeIdle();

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -228,4 +228,45 @@ test('tapSetIff/tapGetIff on a macvtap character device', (t) => {
   n.tapSetIff(fd, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
   assert.equal(n.tapGetIff(fd), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
   assert.throws(() => n.tapSetIff(fd, IFF_TAP), { code: 'EINVAL', syscall: 'ioctl' }, 'macvtap insists on IFF_NO_PI');
+});
+
+test('nsOwnerUserns: the owner of our namespace is our user namespace; of an unshare -Urn one, another', async (t) => {
+  if (!requireOrSkip(t, canRun && spawnSync('unshare', ['--version']).status === 0, 'needs root and unshare (util-linux)')) return;
+  const ours = readlinkSync('/proc/self/ns/user');
+  const nameOf = (fd: number): string => readlinkSync(`/proc/self/fd/${fd}`);
+  const ownFd = openSync('/proc/self/ns/net', 'r');
+  const ownerFd = native().nsOwnerUserns(ownFd);
+  try {
+    assert.equal(nameOf(ownerFd), ours);
+  } finally {
+    closeSync(ownerFd);
+    closeSync(ownFd);
+  }
+  // A namespace made by a process in a user namespace of its own is owned by that one.
+  const child = spawn('unshare', ['-Urn', 'sleep', '10'], { stdio: 'ignore' });
+  t.after(() => child.kill('SIGKILL'));
+  let netFd = -1;
+  for (let i = 0; i < 250 && netFd < 0; i++) {
+    try {
+      if (readlinkSync(`/proc/${child.pid}/ns/user`) !== ours) netFd = openSync(`/proc/${child.pid}/ns/net`, 'r');
+    } catch {
+      // not yet unshared
+    }
+    if (netFd < 0) await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(netFd >= 0, 'the child unshared');
+  const theirs = native().nsOwnerUserns(netFd);
+  try {
+    assert.equal(nameOf(theirs), readlinkSync(`/proc/${child.pid}/ns/user`));
+    assert.notEqual(nameOf(theirs), ours);
+  } finally {
+    closeSync(theirs);
+    closeSync(netFd);
+  }
+  const file = openSync('/proc/self/stat', 'r');
+  try {
+    assert.throws(() => native().nsOwnerUserns(file), (e: unknown) => e instanceof NativeError && e.syscall === 'ioctl');
+  } finally {
+    closeSync(file);
+  }
 });

@@ -4,6 +4,7 @@ import { decodeAttrs, decodeMessages, HeaderFlag, parseError } from '../../src/n
 import {
   createLinkSteps,
   decodeLink,
+  decodeLinkBrief,
   delGroupRequest,
   delLinkRequest,
   dumpLinksRequest,
@@ -143,6 +144,7 @@ describe('RTM_SETLINK / RTM_DELLINK / RTM_GETLINK requests', () => {
     ['link-set-alias', { alias: 'renamed alias' }],
     ['link-set-addrgenmode', { addrGenMode: 1 }],
     ['link-set-name', { ifname: 'm9' }],
+    ['link-set-address', { address: '02:6f:74:61:70:01' }],
   ];
   for (const [name, change] of cases) {
     test(name, () => {
@@ -283,6 +285,43 @@ describe('decoding kernel replies into Link', () => {
       assert.match(events[0].link.ifname, /^ev[01]$/);
       assert.equal(events[0].link.kind, 'veth');
     }
+  });
+
+  test('decodeLinkBrief reads the same identity, address, group, parent and kind as decodeLink', () => {
+    const messages = ['link-dump', 'link-dump-target-nsid', 'event-newlink-other-ns'].flatMap((name) =>
+      loadFixture(name).received.flatMap((d) => decodeMessages(d)).filter((m) => m.header.type === RTM.NEWLINK));
+    assert.ok(messages.length >= 5);
+    for (const m of messages) {
+      const full = decodeLink(m.payload, m.offset + 16);
+      const brief = decodeLinkBrief(m.payload, m.offset + 16);
+      const pick = (l: Link) => [l.nsid, l.ifindex, l.ifname, l.flags, l.address, l.group, l.parentIfindex, l.linkNetnsid, l.kind, l.newNetnsid, l.newIfindex];
+      assert.deepEqual(pick(brief), pick(full), full.ifname);
+      assert.deepEqual([brief.mtu, brief.alias, brief.data, brief.numTxQueues, brief.addrGenMode], [undefined, undefined, undefined, undefined, undefined]);
+    }
+  });
+
+  test('a move out of the namespace: RTM_DELLINK with IFLA_NEW_NETNSID and IFLA_NEW_IFINDEX, in full and briefly', () => {
+    const f = loadFixture('event-dellink-moved');
+    const [m] = decodeMessages(f.received[0]!);
+    assert.equal(m?.header.type, RTM.DELLINK);
+    for (const link of [decodeLink(m!.payload, 16), decodeLinkBrief(m!.payload, 16)]) {
+      assert.equal(link.ifname, 'mv0');
+      assert.equal(link.newNetnsid, metaNumber(f, 'nsidC'));
+      assert.equal(link.newIfindex, metaNumber(f, 'mv0InC'));
+      assert.equal(link.parentIfindex, up0(f));
+      assert.equal(link.kind, 'macvlan');
+    }
+    // Other messages carry neither: the fields are absent, not undefined.
+    const other = decodeLink(decodeMessages(loadFixture('event-newlink-other-ns').received[0]!)[0]!.payload, 16);
+    assert.ok(!('newNetnsid' in other) && !('newIfindex' in other));
+  });
+
+  test('decodeLinkBrief refuses what decodeLink refuses: a truncated attribute', () => {
+    const m = decodeMessages(loadFixture('event-newlink-other-ns').received[0]!)[0]!;
+    const cut = Buffer.from(m.payload.subarray(0, 16 + 6));
+    cut.writeUInt16LE(8, 16); // an attribute claiming more bytes than there are
+    assert.throws(() => decodeLink(cut), /attribute/);
+    assert.throws(() => decodeLinkBrief(cut), /attribute/);
   });
 
   test('the kind registry covers the five kinds', () => {

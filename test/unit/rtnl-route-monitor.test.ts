@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { NetlinkSockopt, SO_RCVBUF, SO_RCVBUFFORCE, SOL_NETLINK, SOL_SOCKET } from '../../src/netns/netlink/index.js';
+import { decodeMessages, NetlinkSockopt, SO_RCVBUF, SO_RCVBUFFORCE, SOL_NETLINK, SOL_SOCKET } from '../../src/netns/netlink/index.js';
 import { RTNLGRP } from '../../src/netns/rtnl/index.js';
 import { RouteMonitor, type RouteEvent } from '../../src/netns/route-monitor.js';
 import { FakeKernel, nativeError } from '../fixtures/netlink/fake-kernel.js';
@@ -91,6 +91,46 @@ describe('RouteMonitor', () => {
     await tick();
     await tick();
     assert.deepEqual(seen.map((e) => e.type), ['overrun', 'newaddr', 'overrun', 'deladdr']);
+    m.close();
+  });
+
+  test('linkFilter drops link events before they are decoded; briefLinks decodes the rest briefly', async () => {
+    const k = new FakeKernel();
+    const asked: Array<[number | undefined, number]> = [];
+    const { m, fd } = openMonitor(k, { briefLinks: true, linkFilter: (nsid, ifindex) => (asked.push([nsid, ifindex]), nsid === 7) });
+    const seen = collect(m);
+    const warnings: Error[] = [];
+    m.on('warning', (w) => warnings.push(w));
+    const ifindex = decodeMessages(linkEvent.received[0]!)[0]!.payload.readInt32LE(4);
+    k.push(fd, { data: linkEvent.received[0]!, nsid: 3 });
+    // Undecodable after its header: a filtered-out event is not even decoded, so no warning.
+    const broken = Buffer.from(linkEvent.received[0]!);
+    broken.writeUInt16LE(0xffff, 32);
+    k.push(fd, { data: broken, nsid: 3 });
+    k.push(fd, { data: linkEvent.received[0]!, nsid: 7 });
+    await tick();
+    assert.deepEqual(asked, [[3, ifindex], [3, ifindex], [7, ifindex]]);
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(seen.map((e) => [e.type, e.nsid]), [['newlink', 7]]);
+    const e = seen[0]!;
+    assert.ok(e.type === 'newlink' && e.link.kind === 'veth' && e.link.mtu === undefined && e.link.address !== undefined);
+    m.close();
+  });
+
+  test('a flood is read in slices: the event loop runs between them', async () => {
+    const k = new FakeKernel();
+    const { m, fd } = openMonitor(k, { groups: ['link'] });
+    let events = 0;
+    let timerSawEvents = -1;
+    m.on('event', () => {
+      if (events++ === 0) setTimeout(() => (timerSawEvents = events), 0);
+      const until = Date.now() + 1;
+      while (Date.now() < until); // 1 ms of work per event
+    });
+    for (let i = 0; i < 200; i++) k.push(fd, { data: linkEvent.received[0]! });
+    for (let i = 0; i < 50 && events < 200; i++) await tick();
+    assert.equal(events, 200, 'every event, over several turns');
+    assert.ok(timerSawEvents > 0 && timerSawEvents < 200, `a timer set by the first event ran after ${timerSawEvents} of 200`);
     m.close();
   });
 
