@@ -171,7 +171,7 @@ needs (as CapabilityBoundingSet= in @file{systemd/ontapd@@.service})."))
 
 (define %ontapd-capabilities
   ;; Why each one: see the comments in systemd/ontapd@.service.
-  "+net_admin,+sys_admin,+mknod")
+  "+net_admin,+sys_admin,+mknod,+net_broadcast")
 
 (define (ontapd-provision uplink)
   "The Shepherd service name of ontapd on UPLINK."

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { Logger, isLevel, levels, type Level } from '../common/log.js';
 import { ExitCode } from '../common/sysexits.js';
+import { isErrno } from '../native/index.js';
 import { packageVersion } from '../common/version.js';
 import { addonOrExit } from '../common/addon.js';
 import { RouteSocket } from '../netns/route-socket.js';
@@ -181,7 +182,15 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) log.warn('not-root', { reason: 'creating devices needs CAP_NET_ADMIN' });
 
   const rtnl = RouteSocket.open();
-  const daemon = new Daemon(rtnl, log, config.limits, hostKey(), config.policy);
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon(rtnl, log, config.limits, hostKey(), config.policy);
+  } catch (e) {
+    // The link watch listens to every namespace: NETLINK_LISTEN_ALL_NSID needs CAP_NET_BROADCAST.
+    const why = isErrno(e, 'EPERM') ? 'the link watch needs CAP_NET_BROADCAST (NETLINK_LISTEN_ALL_NSID)' : (e as Error).message;
+    log.error('link-watch-failed', { error: (e as Error).message, reason: why });
+    return ExitCode.osErr;
+  }
   const ifindexes = new Set<number>();
   for (const uplink of uplinks) {
     try {

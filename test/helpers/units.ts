@@ -123,7 +123,7 @@ export function boundingSetForSetpriv(unit: Unit): string {
 
 /** capabilities(7) numbers of the capabilities the units name. */
 const CAPABILITY_NUMBERS: Record<string, number> = {
-  net_bind_service: 10, net_admin: 12, net_raw: 13, setgid: 6, setuid: 7, setpcap: 8, sys_ptrace: 19, sys_admin: 21, mknod: 27,
+  net_bind_service: 10, net_broadcast: 11, net_admin: 12, net_raw: 13, setgid: 6, setuid: 7, setpcap: 8, sys_ptrace: 19, sys_admin: 21, mknod: 27,
 };
 
 /** The /proc/PID/status mask ("0000000008281000") of a setpriv-style list ("+net_admin,+mknod"). */
