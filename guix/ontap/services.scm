@@ -39,6 +39,7 @@
             ontapd-configuration-max-devices
             ontapd-configuration-max-per-uid
             ontapd-configuration-request-timeout
+            ontapd-configuration-family
             ontapd-configuration-verbosity
             ontapd-configuration-util-linux
             ontapd-service-type
@@ -102,6 +103,9 @@
 (define (ontap-type? value)
   (member value '("ipvlan" "ipvtap" "macvlan" "macvtap")))
 
+(define (ontap-family? value)
+  (member value '("ipvlan" "macvlan")))
+
 (define (ontap-mode? value)
   (or (not value)
       (member value '("l2" "l3" "l3s" "bridge" "private" "vepa" "passthru"))))
@@ -161,6 +165,11 @@ mode 0666, so the directory is what restricts access).")
   (request-timeout
    (positive-integer 5000)
    "Milliseconds a connection has to send its request (@option{--request-timeout}).")
+  (family
+   (ontap-family "ipvlan")
+   "What the uplinks serve to callers other than root (@option{--family}): @code{\"ipvlan\"}
+(ipvlan and ipvtap devices) or @code{\"macvlan\"} (macvlan and macvtap).  The kernel lets one
+uplink carry one family, so this is the administrator's choice, not the first caller's.")
   (verbosity
    (verbosity "info")
    "Log threshold: @code{\"debug\"}, @code{\"info\"}, @code{\"warn\"} or @code{\"error\"}.")
@@ -203,6 +212,7 @@ needs (as CapabilityBoundingSet= in @file{systemd/ontapd@@.service})."))
                                       (number->string (ontapd-configuration-max-per-uid config)))
                      #$(string-append "--request-timeout="
                                       (number->string (ontapd-configuration-request-timeout config)))
+                     #$(string-append "--family=" (ontapd-configuration-family config))
                      #$uplink)
                (list (endpoint (make-socket-address AF_UNIX #$socket)
                                #:name #$(string-append "port." uplink)

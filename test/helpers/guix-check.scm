@@ -106,7 +106,8 @@
     (exec . ,(refuses? (exec-with (exec '("true")))))
     (missing-user . ,(refuses? (lambda () (ontap-exec-configuration (port "eth0") (name "web") (exec #~(list "true"))))))
     (ontapd-uplinks . ,(refuses? (lambda () (ontapd-configuration (uplinks '("eth0" "bad/name"))))))
-    (ontapd-verbosity . ,(refuses? (lambda () (ontapd-configuration (verbosity "loud")))))))
+    (ontapd-verbosity . ,(refuses? (lambda () (ontapd-configuration (verbosity "loud")))))
+    (ontapd-family . ,(refuses? (lambda () (ontapd-configuration (family "dummy")))))))
 
 (define valid
   (not (refuses? (exec-with (caps "+net_bind_service,+net_raw") (mode "l2") (group "www")))))

@@ -109,6 +109,7 @@ describeWhen('guix/ontap/services.scm against a stand-in for Guix', missing([[()
     assert.ok(ontapd);
     assert.deepEqual(ontapd.provision, ['ontapd-wlp3s0']);
     assert.match(ontapd.start, /^\(make-systemd-constructor \(list "\/gnu\/store\/\S+-util-linux\/bin\/setpriv" "--bounding-set=-all,\+net_admin,\+sys_admin,\+mknod,\+net_broadcast" "--inh-caps=-all" "--" "\/run\/current-system\/profile\/bin\/ontapd" /);
+    assert.match(ontapd.start, / "--family=ipvlan" "wlp3s0"\)/, 'the uplink family is the configuration\'s (ipvlan by default)');
     assert.match(ontapd.start, /\(endpoint \(make-socket-address AF_UNIX "\/run\/ontap\/port\.wlp3s0"\) #:name "port\.wlp3s0" #:style SOCK_SEQPACKET #:socket-owner 0 #:socket-group "ontap" #:socket-directory-permissions 488\)/);
     assert.equal(ontapd.stop, '(make-systemd-destructor)');
     assert.deepEqual(result.example.ontapd.accounts.map((a) => [a.kind, a.name, a.system]), [['group', 'ontap', true]]);
