@@ -215,7 +215,7 @@ async function main(): Promise<number> {
   const reclaimed = daemon.releaser.reclaim(ifindexes);
   if (reclaimed > 0) log.info('reclaimed', { devices: reclaimed });
   for (const s of sockets) daemon.serve(s);
-  await sdNotify(`READY=1\nSTATUS=serving ${uplinks.join(' ')}\nMAINPID=${process.pid}`, log);
+  sdNotify(`READY=1\nSTATUS=serving ${uplinks.join(' ')}\nMAINPID=${process.pid}`, log);
 
   return new Promise((resolve) => {
     let stopping = false;
@@ -223,7 +223,7 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info('stopping', { signal, devices: daemon.deviceCount });
-      void sdNotify('STOPPING=1', log);
+      sdNotify('STOPPING=1', log);
       for (const s of sockets) unlinkPort(s);
       daemon.stop().then(() => {
         log.info('stopped', { released: daemon.releaser.released });

@@ -8,12 +8,12 @@ import { AF_UNIX, SOCK_DGRAM } from '../native/constants.js';
  * global install, and then READY=1 never reached systemd.) Abstract sockets ("@...") are reported
  * instead of silently ignored; systemd itself uses /run/systemd/notify.
  */
-export function sdNotify(state: string, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+export function sdNotify(state: string, log: Logger, env: NodeJS.ProcessEnv = process.env): boolean {
   const path = env.NOTIFY_SOCKET;
-  if (path === undefined || path === '') return Promise.resolve(false);
+  if (path === undefined || path === '') return false;
   if (path.startsWith('@')) {
     log.warn('notify-unsupported', { socket: path, reason: 'abstract NOTIFY_SOCKET is not supported' });
-    return Promise.resolve(false);
+    return false;
   }
   const n = native();
   let fd = -1;
@@ -22,10 +22,10 @@ export function sdNotify(state: string, log: Logger, env: NodeJS.ProcessEnv = pr
     fd = n.socket(AF_UNIX, SOCK_DGRAM, 0, true);
     n.connectUnix(fd, path);
     n.sendmsg(fd, Buffer.from(state), undefined, undefined);
-    return Promise.resolve(true);
+    return true;
   } catch (e) {
     log.warn('notify-failed', { socket: path, error: (e as Error).message });
-    return Promise.resolve(false);
+    return false;
   } finally {
     if (fd >= 0) n.close(fd);
   }
