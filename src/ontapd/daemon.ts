@@ -10,7 +10,7 @@ import { parseRequest } from './request-schema.js';
 import { RequestError } from './errors.js';
 import { DeviceFactory, familyOf, type Device, type Family } from './devices.js';
 import { Releaser, closeNamespace } from './releaser.js';
-import { RefusalLog } from './refusal-log.js';
+import { LimitedLog, leaseRate } from './limited-log.js';
 import { NameRegistry } from './names.js';
 import { defaultUplinkConfig, withUplinkSettings, type UplinkConfig } from './uplink-policy.js';
 import { bindNetns } from './netns-binding.js';
@@ -58,6 +58,8 @@ interface Connection {
   timer: NodeJS.Timeout | undefined;
   device: Device | undefined;
   refusedExtra: boolean;
+  /** Whether the lease's allocate line was written (its release line is written then too). */
+  leaseLogged: boolean;
 }
 
 interface Port {
@@ -102,7 +104,9 @@ export class Daemon {
   private readonly factory: DeviceFactory;
   readonly releaser: Releaser;
   /** Lines a caller causes by being refused: rate-limited per uid and kind. */
-  private readonly refusals: RefusalLog;
+  private readonly refusals: LimitedLog;
+  /** Lease lines of uids other than root: rate-limited per uid (caps bound devices, not churn). */
+  private readonly leaseLines: LimitedLog;
   /** Descriptors callers send are closed in the background (closer.ts), at most so many at a time. */
   private readonly backlog = new CloseBacklog();
   readonly links: LinkWatch;
@@ -123,7 +127,8 @@ export class Daemon {
     this.factory = new DeviceFactory(rtnl, key);
     this.names = new NameRegistry(policy.reserved);
     this.releaser = new Releaser(rtnl, log);
-    this.refusals = new RefusalLog(log);
+    this.refusals = new LimitedLog(log);
+    this.leaseLines = new LimitedLog(log, leaseRate);
     this.links = LinkWatch.open(rtnl, log);
   }
 
@@ -164,7 +169,7 @@ export class Daemon {
       return;
     }
     const conn: Connection = {
-      id: this.nextId++, fd, port, peer, state: 'awaiting', timer: undefined, device: undefined, refusedExtra: false,
+      id: this.nextId++, fd, port, peer, state: 'awaiting', timer: undefined, device: undefined, refusedExtra: false, leaseLogged: false,
       poller: undefined as unknown as Poller,
     };
     const waitingOfUid = this.pendingPerUid.get(peer.uid) ?? 0;
@@ -251,11 +256,17 @@ export class Daemon {
     const started = process.hrtime.bigint();
     this.allocate(conn, req, fds)
       .then((device) => {
-        this.log.info('allocate', {
+        const fields = {
           conn: conn.id, pid: conn.peer.pid, uid: conn.peer.uid, uplink: device.info.uplink, type: device.info.type,
           ifname: device.info.ifname, ifindex: device.ifindex, nsid: device.nsid, name: device.info.name,
           queues: device.info.queues, us: Number((process.hrtime.bigint() - started) / 1000n),
-        });
+        };
+        if (conn.peer.uid === 0) {
+          this.log.info('allocate', fields);
+          conn.leaseLogged = true;
+        } else {
+          conn.leaseLogged = this.leaseLines.write('info', 'allocate', conn.peer.uid, 'lease', fields);
+        }
       })
       .catch((e: unknown) => {
         const err = e instanceof RequestError ? e : new RequestError('internal', (e as Error).message ?? String(e));
@@ -440,7 +451,7 @@ export class Daemon {
     conn.device = undefined;
     this.account(conn.peer.uid, device.info.uplink, requestOf(device), -1);
     this.releaser.release(device, soon);
-    this.log.info('release', { conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid });
+    if (conn.leaseLogged) this.log.info('release', { conn: conn.id, uid: conn.peer.uid, ifname: device.info.ifname, nsid: device.nsid });
   }
 
   private sendError(conn: Connection, error: ProtocolError): void {
@@ -497,6 +508,7 @@ export class Daemon {
     }
     for (const conn of [...this.conns.values()]) this.close(conn, 'shutdown');
     this.refusals.stop();
+    this.leaseLines.stop();
     this.backlog.stop();
     await this.releaser.idle();
     this.links.close();

@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RateLimiter } from '../../src/ontapd/rate-limit.js';
-import { RefusalLog } from '../../src/ontapd/refusal-log.js';
+import { LimitedLog } from '../../src/ontapd/limited-log.js';
 import { Logger } from '../../src/common/log.js';
 
 /** A clock the test moves. */
@@ -86,13 +86,13 @@ test('past maxKeys, further uids share one bucket per kind; root never does', ()
   assert.equal(admitted(limiter, 2050, 'refused', 10), 5, 'once the table has room, a uid gets its own bucket again');
 });
 
-test('RefusalLog: lines while the bucket lasts, then one suppressed line per key with the count, on flush and on stop', () => {
+test('LimitedLog: lines while the bucket lasts, then one suppressed line per key with the count, on flush and on stop', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ontap-u-'));
   const path = join(dir, 'log');
   const fd = openSync(path, 'w');
   try {
     const c = clock();
-    const log = new RefusalLog(new Logger('ontapd', 'info', fd), { burst: 2, refillMs: 10000, maxKeys: 4 }, c.now);
+    const log = new LimitedLog(new Logger('ontapd', 'info', fd), { burst: 2, refillMs: 10000, maxKeys: 4 }, c.now);
     for (let i = 0; i < 5; i++) log.write('warn', 'refused', 65534, 'refused', { conn: i, uid: 65534 });
     log.write('warn', 'request-failed', 0, 'request-failed/bad-request', { conn: 9, uid: 0 });
     log.write('debug', 'refused', 65534, 'refused', { conn: 10, uid: 65534 });

@@ -14,7 +14,7 @@ import { exchange } from '../../helpers/protocol.js';
 import { nobodyHasPython, rawCallerArgv } from '../../helpers/raw-caller.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../../helpers/requirements.js';
 
-/** ontapd's rate for refusal lines (src/ontapd/refusal-log.ts): 5 at once, then 1 per 10 s. */
+/** ontapd's rate for refusal lines (src/ontapd/limited-log.ts): 5 at once, then 1 per 10 s. */
 const BURST = 5;
 const REFILL_MS = 10000;
 const BAD_REQUESTS = 10000;
