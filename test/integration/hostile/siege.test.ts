@@ -1,0 +1,4 @@
+import { siegeSuite } from './siege-suite.js';
+
+// The host kernel: macvlan and macvtap.
+siegeSuite('macvlan');
