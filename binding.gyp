@@ -7,6 +7,7 @@
         "native/common.cc",
         "native/socket.cc",
         "native/message.cc",
+        "native/inet.cc",
         "native/poller.cc",
         "native/netns.cc",
         "native/process.cc",

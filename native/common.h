@@ -24,8 +24,12 @@ namespace ontap {
 struct AddonData {
   Napi::FunctionReference errorCtor;   // NativeError, registered by index.ts
   Napi::FunctionReference pollerCtor;  // the Poller class, never exported
-  std::unique_ptr<char[]> scratch;     // allocated on first recvmsg, not at load
+  std::unique_ptr<char[]> scratch;     // kScratchBytes, allocated on first recvmsg/recvInet, not at load
 };
+
+// recvmsg and recvInet reuse one buffer up to this size; larger requests get a temporary one, so
+// a single huge read never pins memory for the life of the process.
+constexpr size_t kScratchBytes = 64 * 1024;
 
 inline AddonData* Data(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 

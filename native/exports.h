@@ -28,6 +28,12 @@ Napi::Value Sendmsg(const Napi::CallbackInfo& info);
 Napi::Value SendmsgAsync(const Napi::CallbackInfo& info);
 Napi::Value Recvmsg(const Napi::CallbackInfo& info);
 
+// inet.cc: IPv4/IPv6 datagram sockets with packet information (link-local responders)
+Napi::Value BindInet(const Napi::CallbackInfo& info);
+Napi::Value SetsockoptBytes(const Napi::CallbackInfo& info);
+Napi::Value RecvInet(const Napi::CallbackInfo& info);
+Napi::Value SendInet(const Napi::CallbackInfo& info);
+
 // poller.cc: uv_poll_t behind a JS object
 Napi::Function DefinePoller(Napi::Env env);
 Napi::Value Poll(const Napi::CallbackInfo& info);

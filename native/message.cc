@@ -24,10 +24,6 @@ namespace ontap {
 
 namespace {
 
-// recvmsg reuses one buffer up to this size; larger requests get a temporary one, so a single
-// huge read never pins memory for the life of the process.
-constexpr size_t kScratchBytes = 64 * 1024;
-
 // Shared by sendmsg and the thread-pool worker: no Node-API here. Returns bytes or -errno.
 ssize_t DoSendmsg(int fd, const uint8_t* data, size_t len, const std::vector<int>& fds, bool addressed,
                   uint32_t portId) {

@@ -10,7 +10,7 @@ namespace ontap {
 
 namespace {
 
-constexpr int kAbiVersion = 3;
+constexpr int kAbiVersion = 4;
 
 // index.ts hands over the NativeError class once, right after loading.
 Napi::Value SetErrorConstructor(const Napi::CallbackInfo& info) {
@@ -50,6 +50,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"sendmsg", Sendmsg},
       {"recvmsg", Recvmsg},
       {"sendmsgAsync", SendmsgAsync},
+      {"bindInet", BindInet},
+      {"setsockoptBytes", SetsockoptBytes},
+      {"recvInet", RecvInet},
+      {"sendInet", SendInet},
       {"close", Close},
       {"poll", Poll},
       {"setCloexec", SetCloexec},

@@ -21,6 +21,36 @@ export interface RecvResult {
   length: number;
 }
 
+/** A UDP datagram from recvInet, with the packet information the kernel attached. */
+export interface InetDatagram {
+  /** The payload, at most `maxBytes` long. */
+  data: Buffer;
+  /** MSG_TRUNC: the datagram was longer than maxBytes; the rest is lost. */
+  truncated: boolean;
+  /** The source address's family (the socket's: IPv6 sockets are expected to be IPV6_V6ONLY). */
+  family: 4 | 6;
+  /**
+   * The source address as inet_ntop prints it (RFC 5952 for IPv6), never with a %scope suffix: a
+   * scope id is an ifindex of the socket's namespace, and `ifindex` already says where the
+   * datagram came in. On an IPv6 socket without IPV6_V6ONLY an IPv4 sender is reported as it
+   * arrives, family 6 and '::ffff:a.b.c.d'.
+   */
+  source: string;
+  sourcePort: number;
+  /**
+   * The receiving interface from IP_PKTINFO (ipi_ifindex) / IPV6_PKTINFO (ipi6_ifindex), an ifindex
+   * of the socket's namespace; 0 unless IP_PKTINFO / IPV6_RECVPKTINFO is on.
+   */
+  ifindex: number;
+  /**
+   * The header's destination address (ipi_addr / ipi6_addr: the group for multicast, the
+   * broadcast address for broadcast); '' unless IP_PKTINFO / IPV6_RECVPKTINFO is on.
+   */
+  destination: string;
+  /** The received TTL / hop limit (IP_TTL / IPV6_HOPLIMIT control message); -1 unless IP_RECVTTL / IPV6_RECVHOPLIMIT is on. */
+  hopLimit: number;
+}
+
 export interface PeerCred { pid: number; uid: number; gid: number }
 
 export interface Poller {
@@ -102,6 +132,28 @@ export interface NativeBinding {
     netlinkPortId: number | undefined,
     callback: (err: Error | null, sent: number) => void,
   ): void;
+  /**
+   * bind(2) of an AF_INET/AF_INET6 socket to `address` (text, as inet_pton reads it: '0.0.0.0' or
+   * '::' for any; no %scope) and `port`. A bad address text is EINVAL with syscall 'bindInet'.
+   */
+  bindInet(fd: number, family: 4 | 6, address: string, port: number): void;
+  /** setsockopt(2) with a value of raw bytes: struct ip_mreqn, struct ipv6_mreq, SO_BINDTODEVICE's name, ... */
+  setsockoptBytes(fd: number, level: number, name: number, value: Uint8Array): void;
+  /**
+   * recvmsg(2) of one UDP datagram (maxBytes at most 65535) with MSG_TRUNC; null on EAGAIN. Reads the
+   * IP_PKTINFO / IPV6_PKTINFO and IP_TTL / IPV6_HOPLIMIT control messages (see InetDatagram); any
+   * other control message is ignored.
+   */
+  recvInet(fd: number, maxBytes: number): InetDatagram | null;
+  /**
+   * sendmsg(2) of one datagram to address:port with MSG_NOSIGNAL; bytes sent, or -1 on EAGAIN.
+   * `ifindex` (0 = none) is the outgoing interface: for IPv6 the sin6_scope_id (which ff02::/16 and
+   * fe80::/10 destinations need unless the socket is bound to a device), for IPv4 an IP_PKTINFO
+   * control message (ipi_ifindex). Beware: for both the kernel lets it override SO_BINDTODEVICE, so
+   * on a device-bound socket pass 0 or that device's ifindex. A bad address text is EINVAL with
+   * syscall 'sendInet'.
+   */
+  sendInet(fd: number, data: Uint8Array, family: 4 | 6, address: string, port: number, ifindex: number): number;
   close(fd: number): void;
   /**
    * uv_poll_t on fd; the callback runs on the event loop. libuv sets O_NONBLOCK on fd. At most one

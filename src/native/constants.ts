@@ -4,6 +4,8 @@
  * re-exports the socket ones it needs); this module imports nothing, so the client can use it.
  */
 export const AF_UNIX = 1;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
 export const AF_NETLINK = 16;
 
 export const SOCK_STREAM = 1;
@@ -14,10 +16,46 @@ export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 
 export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
+export const SO_BROADCAST = 6;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
+export const SO_REUSEPORT = 15;
 export const SO_PASSCRED = 16;
+export const SO_BINDTODEVICE = 25;
 export const SO_RCVBUFFORCE = 33;
+/** Linux 5.0; getsockopt reads the bound device's ifindex (0 = none) whichever way it was set. */
+export const SO_BINDTOIFINDEX = 62;
+
+/** netinet/in.h: protocol levels and the IPv4/IPv6 options of UDP sockets. */
+export const IPPROTO_IP = 0;
+export const IPPROTO_UDP = 17;
+export const IPPROTO_IPV6 = 41;
+
+export const IP_TTL = 2;
+export const IP_PKTINFO = 8;
+export const IP_RECVTTL = 12;
+/** Value: struct ip_mreqn (12 bytes) or an in_addr; see src/netns/link-udp.ts. */
+export const IP_MULTICAST_IF = 32;
+export const IP_MULTICAST_TTL = 33;
+export const IP_MULTICAST_LOOP = 34;
+/** Value: struct ip_mreqn { imr_multiaddr, imr_address, int imr_ifindex } (12 bytes). */
+export const IP_ADD_MEMBERSHIP = 35;
+export const IP_DROP_MEMBERSHIP = 36;
+
+export const IPV6_UNICAST_HOPS = 16;
+/** Value: an int ifindex. */
+export const IPV6_MULTICAST_IF = 17;
+export const IPV6_MULTICAST_HOPS = 18;
+export const IPV6_MULTICAST_LOOP = 19;
+/** Value: struct ipv6_mreq { in6_addr ipv6mr_multiaddr, int ipv6mr_interface } (20 bytes). */
+export const IPV6_JOIN_GROUP = 20;
+export const IPV6_LEAVE_GROUP = 21;
+export const IPV6_V6ONLY = 26;
+export const IPV6_RECVPKTINFO = 49;
+export const IPV6_PKTINFO = 50;
+export const IPV6_RECVHOPLIMIT = 51;
+export const IPV6_HOPLIMIT = 52;
 
 export const NETLINK_ROUTE = 0;
 export const SOL_NETLINK = 270;

@@ -3,10 +3,10 @@ import { fileURLToPath } from 'node:url';
 import type { NativeAddon, NativeBinding } from './binding.js';
 import { NativeError } from './errors.js';
 
-export type { NativeBinding, RecvResult, PeerCred, Poller, CloserStats } from './binding.js';
+export type { NativeBinding, RecvResult, InetDatagram, PeerCred, Poller, CloserStats } from './binding.js';
 export { NativeError, asNativeError, isErrno } from './errors.js';
 
-const ABI_VERSION = 3;
+const ABI_VERSION = 4;
 
 let loaded: NativeBinding | undefined;
 
