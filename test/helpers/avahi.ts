@@ -30,11 +30,6 @@ export interface AvahiPeerOptions {
   interfaces: string[];
   /** host-name= (without .local); avahi renames it (NAME-2, ...) on a conflict. */
   hostName: string;
-  /**
-   * cache-entries-max=; avahi's only cache setting (a count, not a time: it keeps records for their
-   * TTL). 0 keeps nothing, so every resolve goes to the wire. Default: avahi's own (4096).
-   */
-  cacheEntriesMax?: number;
 }
 
 /** A name avahi-publish holds until stop(). */
@@ -87,7 +82,8 @@ function avahiConfig(o: AvahiPeerOptions): string {
     'enable-dbus=yes',
     // Other responders (the one under test) share port 5353 in the same namespace.
     'disallow-other-stacks=no',
-    ...(o.cacheEntriesMax !== undefined ? [`cache-entries-max=${o.cacheEntriesMax}`] : []),
+    // No cache-entries-max=0 for "always ask the wire": avahi's resolvers see responses only through
+    // the cache, so with 0 nothing resolves at all (seen: answers on the wire, resolve times out).
     '[wide-area]',
     'enable-wide-area=no',
     '[publish]',
@@ -156,6 +152,10 @@ export class AvahiPeer {
       this.clientEnv,
     );
     await this.daemon.waitFor(/Server startup complete\. Host name is /, 'avahi-daemon startup', timeoutMs);
+    // avahi completes its startup even with none of its interfaces present (it then serves nothing).
+    const log = this.log;
+    const absent = this.options.interfaces.filter((i) => !log.includes(`New relevant interface ${i}.`));
+    if (absent.length > 0) throw new Error(`avahi-daemon in ${netns} uses none of ${absent.join(',')}:\n${log}`);
   }
 
   /** The host name avahi ended up with (after any conflict), e.g. "alpha-2.local". */
