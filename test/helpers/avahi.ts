@@ -17,7 +17,7 @@
  * `ip netns exec` needed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Background } from './background.js';
@@ -99,6 +99,24 @@ function avahiConfig(o: AvahiPeerOptions): string {
   ].join('\n');
 }
 
+const DIR_PREFIX = 'ontap-avahi-';
+
+/**
+ * Removes temp dirs of peers whose test process died without stop() (its processes died with it:
+ * DIE_WITH_PARENT). The dir names carry the pid.
+ */
+function sweepStaleDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const m = name.startsWith(DIR_PREFIX) ? /^ontap-avahi-(\d+)-/.exec(name) : null;
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+  }
+}
+
 export class AvahiPeer {
   readonly dir: string;
   private bus: Background | undefined;
@@ -108,7 +126,8 @@ export class AvahiPeer {
   private publishCount = 0;
 
   constructor(readonly options: AvahiPeerOptions) {
-    this.dir = mkdtempSync(join(tmpdir(), `ontap-avahi-${options.hostName}-`));
+    sweepStaleDirs();
+    this.dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-${options.hostName}-`));
   }
 
   get busAddress(): string {
