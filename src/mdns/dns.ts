@@ -147,10 +147,11 @@ function escapeLabel(buf: Uint8Array, start: number, length: number): string {
  * it); what a pointer leads to may be anywhere before. A pointer must point strictly before the
  * start of the label run it ends, so every jump goes backwards and the chain ends; at most 127 jumps.
  */
-function readName(buf: Uint8Array, start: number, limit: number, field: () => string, wantWire: boolean): NameRead {
+function readName(buf: Uint8Array, start: number, limit: number, field: () => string, wantWire: boolean, within: 'message' | 'rdata' = 'message'): NameRead {
   let pos = start;
   let runStart = start;
   let runLimit = limit;
+  let runWithin = within;
   let end = -1;
   let jumps = 0;
   let octets = 1; // the root's zero octet
@@ -158,7 +159,7 @@ function readName(buf: Uint8Array, start: number, limit: number, field: () => st
   const labelStarts: number[] | undefined = wantWire ? [] : undefined;
   for (;;) {
     if (pos >= runLimit) {
-      throw new DnsDecodeError(field(), `truncated name: runs past the end of the ${runLimit === buf.length ? 'message' : 'rdata'}`, pos);
+      throw new DnsDecodeError(field(), `truncated name: runs past the end of the ${runWithin}`, pos);
     }
     const len = buf[pos]!;
     if (len === 0) {
@@ -177,12 +178,13 @@ function readName(buf: Uint8Array, start: number, limit: number, field: () => st
       if (end < 0) end = pos + 2;
       pos = runStart = target;
       runLimit = buf.length;
+      runWithin = 'message';
       continue;
     }
     if (labelType !== 0) {
       throw new DnsDecodeError(field(), `label length byte 0x${len.toString(16)}: label type 0x${labelType.toString(16)} is not supported (labels are 1-63 octets)`, pos);
     }
-    if (pos + 1 + len > runLimit) throw new DnsDecodeError(field(), `truncated name: a ${len}-octet label runs past the end of the ${runLimit === buf.length ? 'message' : 'rdata'}`, pos);
+    if (pos + 1 + len > runLimit) throw new DnsDecodeError(field(), `truncated name: a ${len}-octet label runs past the end of the ${runWithin}`, pos);
     octets += 1 + len;
     if (octets > MAX_NAME_OCTETS) throw new DnsDecodeError(field(), `name longer than ${MAX_NAME_OCTETS} octets`, pos);
     const label = escapeLabel(buf, pos + 1, len); // never '': labels here are 1-63 octets
@@ -266,12 +268,12 @@ function decodeRdata(buf: Uint8Array, type: number, start: number, length: numbe
     return { kind: 'aaaa', address: formatIPv6(buf, start) };
   }
   if (NAME_RDATA_TYPES.has(type)) {
-    const r = readName(buf, start, end, field, false);
+    const r = readName(buf, start, end, field, false, 'rdata');
     if (r.end !== end) throw new DnsDecodeError(field(), `${end - r.end} octets after the name, inside rdlength`, r.end);
     return { kind: 'ptr', target: r.name };
   }
   if (type === TYPE.NSEC) {
-    const r = readName(buf, start, end, field, false);
+    const r = readName(buf, start, end, field, false, 'rdata');
     return { kind: 'nsec', next: r.name, types: decodeNsecTypes(buf, r.end, end, field) };
   }
   const layout = NAME_LAYOUTS.get(type);
@@ -281,7 +283,7 @@ function decodeRdata(buf: Uint8Array, type: number, start: number, length: numbe
   let p = start;
   for (const item of layout) {
     if (item === 'name') {
-      const r = readName(buf, p, end, field, true);
+      const r = readName(buf, p, end, field, true, 'rdata');
       parts.push(r.wire!);
       p = r.end;
     } else {
