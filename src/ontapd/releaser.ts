@@ -6,6 +6,13 @@ import { GROUP_LIVE, GROUP_RELEASE, type Device } from './devices.js';
 
 const OWN = 'own';
 export const BATCH_INTERVAL_MS = 40;
+/**
+ * A named device loses its alias when it is released and is deleted no sooner than this later:
+ * ontap-zone's mDNS responder sees the alias go and says goodbye for the name on the device while
+ * it is still there (RFC 6762 §10.1; without it peers keep the name for 120 s). ontap-zone answers
+ * within a few milliseconds; the rest is room for a loaded machine.
+ */
+export const GOODBYE_WINDOW_MS = 100;
 
 function keyOf(nsid: number | undefined): string {
   return nsid === undefined ? OWN : String(nsid);
@@ -65,8 +72,9 @@ export class Releaser {
    */
   release(device: Device, soon = false): void {
     const nsFd = device.netnsFd;
+    const named = device.info.name !== undefined && !soon;
     try {
-      this.rtnl.setLink({ ifindex: device.ifindex, netnsFd: nsFd }, { group: GROUP_RELEASE });
+      this.rtnl.setLink({ ifindex: device.ifindex, netnsFd: nsFd }, named ? { group: GROUP_RELEASE, alias: '' } : { group: GROUP_RELEASE });
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === 'ENODEV') {
@@ -81,8 +89,12 @@ export class Releaser {
     const key = keyOf(device.nsid);
     this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
     if (nsFd !== undefined) this.heldNamespaces.set(key, [...(this.heldNamespaces.get(key) ?? []), device]);
+    if (named) this.notBefore = Math.max(this.notBefore, Date.now() + GOODBYE_WINDOW_MS);
     this.schedule(soon);
   }
+
+  /** No deletion before this (Date.now() time): the goodbye window of the last named release. */
+  private notBefore = 0;
 
   /** Deletes what waits in the release groups without waiting for the batch interval. */
   flushSoon(): void {
@@ -90,23 +102,30 @@ export class Releaser {
   }
 
   private schedule(soon = false): void {
-    if (this.scheduled) {
-      if (!soon || this.timer === undefined) return;
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      setImmediate(() => this.run());
-      return;
-    }
+    const now = Date.now();
+    // A batch deletes its namespace's whole group: it waits for the goodbye window of every named
+    // device in it, except for a "soon" release (tampering), which deletes at once.
+    const at = soon ? now : Math.max(this.lastFlush + BATCH_INTERVAL_MS, this.notBefore);
+    if (this.scheduled && (soon ? this.runAt <= at : this.runAt >= at)) return;
     this.scheduled = true;
-    const wait = soon ? 0 : this.lastFlush + BATCH_INTERVAL_MS - Date.now();
-    if (wait <= 0) setImmediate(() => this.run());
-    else this.timer = setTimeout(() => this.run(), wait);
+    this.runAt = at;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
+    if (at <= now) this.immediate = setImmediate(() => this.run());
+    else this.timer = setTimeout(() => this.run(), at - now);
   }
+
+  private immediate: NodeJS.Immediate | undefined;
+  /** When the scheduled run is due (Date.now() time). */
+  private runAt = 0;
 
   private run(): void {
     if (!this.scheduled) return;
     this.scheduled = false;
     this.timer = undefined;
+    this.immediate = undefined;
     this.flush();
   }
 
