@@ -10,7 +10,8 @@ import { LOCAL_ZONE, type ZoneConfig } from './tinydns.js';
 
 export const DEFAULT_TTL = 60;
 
-export const USAGE = `Usage: ontap-zone --domain DOMAIN [--lan PREFIX]... [--ttl SECONDS] [--output FILE] [--exec COMMAND] [--max-addresses N]
+export const USAGE = `Usage: ontap-zone --domain DOMAIN [--lan PREFIX]... [--ttl SECONDS] [--output FILE] [--exec COMMAND] [--max-addresses N] [--mdns]
+       ontap-zone --mdns [--max-addresses N]
 
 Publish DNS names for the named workloads of this host as tinydns-data, following their
 addresses as they change. A workload is a link with an alias (ontap -n NAME) in a network
@@ -22,16 +23,21 @@ puts a device in). For a workload NAME:
   NAME.DOMAIN       lan addresses for clients inside a --lan prefix, wan ones for the others
   NAME.local        its link-local addresses (fe80::/10, 169.254.0.0/16)
 
+With --mdns it also answers for NAME.local by multicast DNS (RFC 6762) on each of the workload's
+links, from inside its namespace, with every usable address of that link; --domain and the file
+are then optional.
+
 Options:
-  --domain DOMAIN      the zone to publish (required)
+  --domain DOMAIN      the zone to publish (required without --mdns)
   --lan PREFIX         IPv4 prefix (CIDR) of the clients that get lan answers; repeatable
   --ttl SECONDS        TTL of the records and of negative answers (default ${DEFAULT_TTL})
-  --output FILE        the tinydns-data file to write (default ./data)
+  --output FILE        the tinydns-data file to write (default ./data; with --mdns, none unless given)
   --exec COMMAND       run by /bin/sh in FILE's directory after each write (e.g. tinydns-data)
   --ns NAME            name server in the SOA and NS records (default ns.DOMAIN)
   --once               write the file for the current state, run --exec, and exit
   --max-addresses N    addresses one workload publishes at most (default ${DEFAULT_MAX_ADDRESSES}); over it,
                        the first N in the file's order (wan, lan, local; IPv4 first; by address)
+  --mdns               answer for NAME.local by multicast DNS on every workload's links
   --rcvbuf BYTES       netlink receive buffer (default ${DEFAULT_RCVBUF})
   --verbosity LEVEL    ${levels.join('|')} (default info)
   -h, --help           show this help
@@ -47,7 +53,9 @@ export class UsageError extends Error {
 
 export interface ZoneArgs {
   zone: ZoneConfig;
-  output: string;
+  /** undefined: no file (--mdns without --domain or --output). */
+  output: string | undefined;
+  mdns: boolean;
   exec: string | undefined;
   once: boolean;
   maxAddresses: number;
@@ -93,6 +101,7 @@ export function parse(argv: string[]): ZoneArgs | 'help' | 'version' {
         exec: { type: 'string' },
         ns: { type: 'string' },
         once: { type: 'boolean' },
+        mdns: { type: 'boolean' },
         'max-addresses': { type: 'string' },
         rcvbuf: { type: 'string' },
         verbosity: { type: 'string' },
@@ -107,9 +116,15 @@ export function parse(argv: string[]): ZoneArgs | 'help' | 'version' {
   if (values.help) return 'help';
   if (values.version) return 'version';
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  if (values.domain === undefined) throw new UsageError('--domain DOMAIN is required');
-  const domain = parseDomain('--domain', values.domain);
-  if (domain === LOCAL_ZONE || domain.endsWith(`.${LOCAL_ZONE}`)) throw new UsageError(`--domain cannot be ${LOCAL_ZONE} or under it: link-local names go there`);
+  const mdns = values.mdns ?? false;
+  if (values.domain === undefined && !mdns) throw new UsageError('--domain DOMAIN is required (or --mdns for multicast DNS only)');
+  const fileless = values.domain === undefined;
+  if (fileless && (values.output !== undefined || values.exec !== undefined || values.lan !== undefined || values.ns !== undefined || values.ttl !== undefined)) {
+    throw new UsageError('--output, --exec, --lan, --ns and --ttl are for the zone file: give --domain too');
+  }
+  // Without a zone, names are checked as they would be under "local" (their only zone then).
+  const domain = values.domain === undefined ? LOCAL_ZONE : parseDomain('--domain', values.domain);
+  if (!fileless && (domain === LOCAL_ZONE || domain.endsWith(`.${LOCAL_ZONE}`))) throw new UsageError(`--domain cannot be ${LOCAL_ZONE} or under it: link-local names go there`);
   const verbosity = values.verbosity ?? 'info';
   if (!isLevel(verbosity)) throw new UsageError(`--verbosity must be one of ${levels.join(', ')}, not "${verbosity}"`);
   if (values.exec !== undefined && values.exec.trim() === '') throw new UsageError('--exec needs a command');
@@ -124,7 +139,8 @@ export function parse(argv: string[]): ZoneArgs | 'help' | 'version' {
       nameServer,
       hostmaster: `hostmaster.${domain}`,
     },
-    output: resolve(output),
+    output: fileless ? undefined : resolve(output),
+    mdns,
     exec: values.exec,
     once: values.once ?? false,
     maxAddresses: values['max-addresses'] === undefined ? DEFAULT_MAX_ADDRESSES : integer('--max-addresses', values['max-addresses'], 1, 1 << 20),

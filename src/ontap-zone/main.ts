@@ -5,6 +5,9 @@ import { packageVersion } from '../common/version.js';
 import { addonOrExit } from '../common/addon.js';
 import { parse, USAGE, UsageError, type ZoneArgs } from './args.js';
 import { ZoneService, ZoneWriteError } from './service.js';
+import { MdnsService } from './mdns.js';
+import { native } from '../native/index.js';
+import { RouteSocket } from '../netns/route-socket.js';
 
 function quantile(values: number[], q: number): number | undefined {
   if (values.length === 0) return undefined;
@@ -35,10 +38,14 @@ async function main(): Promise<number> {
 
   let fatal: ((e: Error) => void) | undefined;
   let service: ZoneService;
+  let nsids: RouteSocket | undefined;
   try {
+    // The responders find each workload's namespace by its nsid (RTM_GETNSID on this socket).
+    nsids = args.mdns ? RouteSocket.open() : undefined;
     service = new ZoneService({
       zone: args.zone,
       output: args.output,
+      mdns: nsids ? new MdnsService(native(), nsids, log) : undefined,
       exec: args.exec,
       rcvbuf: args.rcvbuf,
       maxAddresses: args.maxAddresses,
@@ -48,7 +55,7 @@ async function main(): Promise<number> {
     log.error('netlink-failed', { error: (e as Error).message });
     return ExitCode.osErr;
   }
-  log.info('starting', { domain: args.zone.domain, file: args.output, lan: args.zone.lan.length, ttl: args.zone.ttl, max_addresses: args.maxAddresses, exec: args.exec });
+  log.info('starting', { domain: args.output === undefined ? undefined : args.zone.domain, file: args.output, mdns: args.mdns || undefined, lan: args.zone.lan.length, ttl: args.zone.ttl, max_addresses: args.maxAddresses, exec: args.exec });
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -56,10 +63,11 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       service.stop();
+      nsids?.close();
       const p50 = quantile(service.lags, 0.5);
       const p99 = quantile(service.lags, 0.99);
       log.info('stopped', {
-        why, writes: service.writer.writes, execs: service.writer.execs, events: service.watch.stats.events,
+        why, writes: service.writer?.writes, execs: service.writer?.execs, events: service.watch.stats.events,
         dumps: service.watch.stats.dumps, overruns: service.watch.stats.overruns, resyncs: service.watcher.stats.resyncs,
         lag_p50_ms: p50?.toFixed(2), lag_p99_ms: p99?.toFixed(2),
       });

@@ -18,10 +18,14 @@ import { RtnlWatch } from './rtnl-watch.js';
 import { RenderCache, render, type ZoneConfig } from './tinydns.js';
 import { ZoneWatcher } from './watcher.js';
 import { ZoneWriter } from './writer.js';
+import type { MdnsService } from './mdns.js';
 
 export interface ZoneServiceOptions {
   zone: ZoneConfig;
-  output: string;
+  /** The tinydns-data file; undefined: none (mDNS only). */
+  output: string | undefined;
+  /** The mDNS responders (--mdns), kept in step with every change. */
+  mdns?: MdnsService | undefined;
   exec?: string | undefined;
   /** Netlink receive buffer (bytes). */
   rcvbuf?: number | undefined;
@@ -58,7 +62,7 @@ export class ZoneService {
   readonly model: ZoneModel;
   readonly watch: RtnlWatch;
   readonly watcher: ZoneWatcher;
-  readonly writer: ZoneWriter;
+  readonly writer: ZoneWriter | undefined;
   private readonly reserved: Set<string>;
   private dirtySince: number | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -88,7 +92,7 @@ export class ZoneService {
     const { domain, nameServer } = opts.zone;
     this.reserved = new Set(['lan', 'wan']);
     if (nameServer.endsWith(`.${domain}`) && !nameServer.slice(0, -domain.length - 1).includes('.')) this.reserved.add(nameServer.slice(0, -domain.length - 1));
-    this.writer = new ZoneWriter(opts.output, opts.exec, log);
+    this.writer = opts.output === undefined ? undefined : new ZoneWriter(opts.output, opts.exec, log);
     this.watch = RtnlWatch.open({
       event: (e) => this.watcher.onEvent(e),
       overrun: () => this.watcher.onEvent({ type: 'overrun', nsid: undefined }),
@@ -123,6 +127,8 @@ export class ZoneService {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
+    if (this.mdnsImmediate) clearImmediate(this.mdnsImmediate);
+    this.opts.mdns?.stop();
     this.watcher.stop();
     this.watch.close();
     if (this.self) {
@@ -150,10 +156,28 @@ export class ZoneService {
   private changed(): void {
     this.dirtySince ??= performance.now();
     this.schedule();
+    this.scheduleMdns();
+  }
+
+  private mdnsImmediate: NodeJS.Immediate | undefined;
+
+  /**
+   * The responders follow every change at once, not after the dumps the file waits for: a goodbye
+   * must go out while ontapd's release still leaves the device there (the model is never emptied
+   * while a dump runs, so what it says meanwhile is never less than the truth).
+   */
+  private scheduleMdns(): void {
+    if (!this.opts.mdns || this.stopped || !this.watcher.initialSyncDone || this.mdnsImmediate) return;
+    this.mdnsImmediate = setImmediate(() => {
+      this.mdnsImmediate = undefined;
+      if (this.stopped) return;
+      this.opts.mdns!.reconcile(this.model, publish(this.model, { domain: this.opts.zone.domain, reserved: this.reserved }, this.publishCache));
+    });
   }
 
   private synced(p: { number: number; namespaces: number; ms: number; reason: string }): void {
     this.log.info(p.number === 1 ? 'synced' : 'resynced', { pass: p.number, reason: p.reason, namespaces: p.namespaces, ms: p.ms, dumps: this.watch.stats.dumps });
+    this.scheduleMdns();
     if (p.number === 1) {
       // The first file: written even if nothing is known (an empty zone is still a zone).
       this.dirtySince ??= performance.now();
@@ -207,12 +231,23 @@ export class ZoneService {
     this.lastPublication = pub;
     this.report(pub.problems);
     this.reportCapped(pub.workloads);
+    if (this.writer === undefined) {
+      // mDNS only: nothing to write.
+      this.dirtySince = undefined;
+      this.lastWrite = performance.now();
+      if (this.forceExec) {
+        this.forceExec = false;
+        this.firstSync.resolve();
+      }
+      return;
+    }
+    const writer = this.writer;
     const rendering = performance.now();
     const text = render(pub, this.opts.zone, this.renderCache);
     const writing = performance.now();
     let wrote: boolean;
     try {
-      wrote = this.writer.write(text);
+      wrote = writer.write(text);
     } catch (e) {
       if (this.lastWrite === 0) {
         // The first write: a file that cannot be written at all is a configuration error.
@@ -239,7 +274,7 @@ export class ZoneService {
     const first = this.forceExec;
     this.forceExec = false;
     if (wrote || first) {
-      void this.writer.runExec().then(() => {
+      void writer.runExec().then(() => {
         if (first) this.firstSync.resolve();
       });
     } else if (first) {

@@ -117,7 +117,7 @@ describe('ontap-zone command line', () => {
     assert.equal(a.zone.ttl, 60);
     assert.equal(a.zone.nameServer, 'ns.example.test');
     assert.equal(a.zone.lan.length, 2);
-    assert.match(a.output, /\/data$/);
+    assert.match(a.output!, /\/data$/);
     assert.equal(a.once, false);
     assert.equal(a.maxAddresses, 64);
     const b = parse(['--domain', 'd.test', '--max-addresses', '8']);
@@ -125,8 +125,24 @@ describe('ontap-zone command line', () => {
     assert.equal(b.maxAddresses, 8);
   });
 
+  test('--mdns: the zone file is optional; with --domain both', () => {
+    const a = parse(['--mdns']);
+    assert.ok(typeof a === 'object');
+    assert.equal(a.mdns, true);
+    assert.equal(a.output, undefined);
+    const b = parse(['--mdns', '--domain', 'd.test']);
+    assert.ok(typeof b === 'object');
+    assert.equal(b.mdns, true);
+    assert.match(b.output!, /\/data$/);
+    const c = parse(['--domain', 'd.test']);
+    assert.ok(typeof c === 'object');
+    assert.equal(c.mdns, false);
+  });
+
   const bad: Array<[string, string[], RegExp]> = [
-    ['no domain', [], /--domain DOMAIN is required/],
+    ['no domain', [], /--domain DOMAIN is required \(or --mdns/],
+    ['--output without a zone', ['--mdns', '--output', 'x'], /give --domain too/],
+    ['--lan without a zone', ['--mdns', '--lan', '10.0.0.0/8'], /give --domain too/],
     ['a bad domain', ['--domain', 'ex_ample.test'], /LDH/],
     ['the local zone', ['--domain', 'local'], /cannot be local/],
     ['an IPv6 --lan', ['--domain', 'd.test', '--lan', 'fd00::/8'], /IPv4 address only/],
