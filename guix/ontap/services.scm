@@ -69,6 +69,7 @@
             ontap-zone-configuration?
             ontap-zone-configuration-ontap
             ontap-zone-configuration-arguments
+            ontap-zone-configuration-mdns?
             ontap-zone-configuration-state-directory
             ontap-zone-configuration-requirement
             ontap-zone-service-type))
@@ -407,6 +408,10 @@ in new network and UTS namespaces, as an unprivileged user holding only the give
   (arguments
    (list-of-strings '())
    "Arguments to @command{ontap-zone}: see ontap-zone(8).")
+  (mdns?
+   (boolean #f)
+   "Whether ontap-zone also answers for @var{NAME}@code{.local} by multicast DNS on every
+workload's links (@option{--mdns}); with it, @option{--domain} in @code{arguments} is optional.")
   (state-directory
    (string "/var/lib/ontap-zone")
    "A directory for ontap-zone's state, created at activation (mode 0755), passed to it as
@@ -422,7 +427,8 @@ in new network and UTS namespaces, as an unprivileged user holding only the give
          (requirement (ontap-zone-configuration-requirement config))
          (start #~(make-forkexec-constructor
                    (cons #$(ontap-program (ontap-zone-configuration-ontap config) "ontap-zone")
-                         '#$(ontap-zone-configuration-arguments config))
+                         '#$(append (if (ontap-zone-configuration-mdns? config) '("--mdns") '())
+                                    (ontap-zone-configuration-arguments config)))
                    #:environment-variables
                    (cons #$(string-append "STATE_DIRECTORY="
                                           (ontap-zone-configuration-state-directory config))

@@ -156,7 +156,9 @@
                (ontap-zone-configuration . ,(fields-of 'ontap-zone-configuration))))
     (example . ((exec . ,(describe example))
                 (ontapd . ,(describe (ontapd-for example)))
-                (zone . ,(describe (service ontap-zone-service-type)))))
+                (zone . ,(describe (service ontap-zone-service-type)))
+                (zone-mdns . ,(describe (service ontap-zone-service-type
+                                                 (ontap-zone-configuration (mdns? #t) (arguments '("--verbosity=debug"))))))))
     (invalid . ,invalid)
     (valid . ,valid)
     (run . ,run))))

@@ -62,6 +62,8 @@ set -e
 mount --make-rprivate /
 mount -t proc proc /proc
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+# StateDirectory= makes its directory in /var/lib, which is the host's, read-only, in the guest.
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /var/lib
 cp -a ${this.stage} ${INSIDE}
 ${this.prefix === undefined ? '' : `mkdir ${INSIDE}/prefix && mount --bind ${this.prefix} ${INSIDE}/prefix`}
 mount -t cgroup2 cgroup2 /sys/fs/cgroup

@@ -12,6 +12,8 @@
  *    fetched over its own address from another namespace;
  *  - examples/darkhttpd.service (the unit form: User=, PrivateNetwork=, AmbientCapabilities=):
  *    the same with no root step at all;
+ *  - ontap-zone.service with --mdns: it answers for arroyocc.local from inside the workload's
+ *    namespace (RestrictNamespaces=net lets it join network namespaces only);
  *  - stopping a workload deletes its device; stopping ontapd@ is clean.
  */
 import { after, before, test } from 'node:test';
@@ -26,6 +28,8 @@ import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../hel
 import { INSIDE, SystemdContainer } from '../helpers/systemd-container.js';
 import { UNIT_DIR, boundingSetForSetpriv, capabilityMask, readUnit } from '../helpers/units.js';
 import { CAP_NET_BIND_SERVICE, CAP_SETS, fetchOverLinkLocal, usableLinkLocal } from '../helpers/workload.js';
+import { ASK, type MdnsReply } from '../helpers/mdns-client.js';
+import { spawnSync } from 'node:child_process';
 
 const WWW_UID = 4242;
 const PAGE = 'hello from a unit\n';
@@ -40,7 +44,7 @@ const reason = vmOnly || missing([
 
 /** A unit file from systemd/ with its commands pointed at the installed project, as bound inside. */
 function unitText(path: string): string {
-  return readFileSync(join(UNIT_DIR, path), 'utf8').replace(/^ExecStart=(ontapd|ontap)(?=\s)/gm, (_, c: string) => `ExecStart=${INSIDE}/prefix/bin/${c}`);
+  return readFileSync(join(UNIT_DIR, path), 'utf8').replace(/^ExecStart=(ontapd|ontap-zone|ontap)(?=\s)/gm, (_, c: string) => `ExecStart=${INSIDE}/prefix/bin/${c}`);
 }
 
 describeWhen('systemd units under a real systemd', reason, () => {
@@ -53,7 +57,9 @@ describeWhen('systemd units under a real systemd', reason, () => {
     sweepStaleNamespaces();
     ({ host, wire } = nets.uplink());
     sd = new SystemdContainer(host, installed().prefix);
-    for (const unit of ['ontapd@.socket', 'ontapd@.service', 'ontap-exec@.service']) sd.write(`units/${unit}`, unitText(unit));
+    for (const unit of ['ontapd@.socket', 'ontapd@.service', 'ontap-exec@.service', 'ontap-zone.service']) sd.write(`units/${unit}`, unitText(unit));
+    // /etc/ontap/zone.conf's part: multicast DNS only.
+    sd.write('units/ontap-zone.service.d/test.conf', '[Service]\nEnvironmentFile=\nEnvironment=ONTAP_ZONE_OPTIONS=--mdns\n');
     const httpd = `/bin/busybox httpd -f -p 80 -h ${INSIDE}/www`;
     // /etc/ontap/exec/arroyocc.conf, staged elsewhere: /etc is the host's, read-only.
     sd.write('exec/arroyocc.conf', ['ONTAP_EXEC_UPLINK=up0', 'ONTAP_EXEC_TYPE=ipvlan', 'ONTAP_EXEC_USER=www', 'ONTAP_EXEC_GROUP=www',
@@ -122,6 +128,22 @@ describeWhen('systemd units under a real systemd', reason, () => {
     assert.ok(dev, `an ipvlan in the workload's namespace: ${JSON.stringify(inside)}`);
     assert.equal(dev.ifalias, 'arroyocc');
     assert.equal(await fetchOverLinkLocal(wire, 'peer0', await linkLocal(pid)), PAGE);
+  });
+
+  test('ontap-zone.service with --mdns answers for arroyocc.local on its ipvlan, sandboxed (RestrictNamespaces=net)', async () => {
+    const r = sd.systemctl(['start', 'ontap-zone.service']);
+    assert.equal(r.status, 0, `${r.stderr}\n${sd.systemctl(['status', 'ontap-zone.service']).stdout}\n${sd.output.slice(-4000)}`);
+    await active('ontap-zone.service');
+    await eventually('arroyocc.local established', () => /event=mdns-established .*mdns=arroyocc\.local/.test(sd.services), 30000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${sd.output.slice(-4000)}`));
+    const st = sd.status(mainPid('ontap-zone.service'));
+    assert.equal(st.Seccomp, '2', 'SystemCallFilter= in force');
+    const address = await linkLocal(mainPid('ontap-exec@arroyocc.service'));
+    const q = spawnSync('ip', ['netns', 'exec', wire, 'python3', '-I', '-c', ASK, 'legacy', 'arroyocc.local', '28', '6', 'peer0'], { encoding: 'utf8', timeout: 30000 });
+    assert.equal(q.status, 0, q.stderr);
+    const reply = JSON.parse(q.stdout) as MdnsReply | null;
+    assert.ok(reply, `no answer from ontap-zone:\n${sd.output.slice(-3000)}`);
+    assert.deepEqual(reply.answers.map((a) => [a.name, a.type, a.data]), [['arroyocc.local', 28, address]]);
   });
 
   test('the unit form (examples/darkhttpd.service): ontap itself runs as www, no root step, no CAP_SYS_ADMIN', async () => {

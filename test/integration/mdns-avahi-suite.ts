@@ -1,0 +1,173 @@
+/**
+ * ontap-zone --mdns against real peers: a workload `web` (ontap -t macvlan|ipvlan -n web, from
+ * ontapd) in its own namespace on up0 (macvlan on the host, ipvlan L2 in the VM: its MAC is the
+ * uplink's, shared by every workload); on the other side of the uplink (namespace "wire", peer0) a Python client
+ * with the standard library (legacy unicast and QU queries), then avahi-daemon with a private D-Bus.
+ * The responder answers from inside the workload's namespace, on its device.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { AvahiPeer, avahiMissing } from '../helpers/avahi.js';
+import { TestNamespaces, eventually, ip, sweepStaleNamespaces } from '../helpers/netns.js';
+import { ONTAP, TestDaemon } from '../helpers/ontapd.js';
+import { TestZone } from '../helpers/zone.js';
+import { usableLinkLocal } from '../helpers/workload.js';
+import { ASK, DNS_PY, type MdnsReply } from '../helpers/mdns-client.js';
+import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
+
+const NET = '10.204.0';
+const PEER = `${NET}.1`;
+const WEB = `${NET}.5`;
+const WEB_ADDED = `${NET}.6`;
+
+/** Every mDNS response heard on the wire side for SECONDS, each with its CLOCK_MONOTONIC time (ns). */
+const LISTEN = DNS_PY + String.raw`
+source, seconds = sys.argv[1], float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(('224.0.0.251', 5353))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton('224.0.0.251') + socket.inet_aton(source))
+print('ready', flush=True)
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    s.settimeout(max(0.01, end - time.monotonic()))
+    try:
+        data, peer = s.recvfrom(9000)
+    except socket.timeout:
+        break
+    out = parse(data); out['from'] = peer; out['ns'] = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    print(json.dumps(out), flush=True)
+`;
+
+type Reply = MdnsReply;
+
+export function mdnsAvahiSuite(family: 'macvlan' | 'ipvlan'): void {
+const reason = missing([
+  [isRoot, 'needs root (network namespaces)'],
+  [() => hasCommand('ip') && hasCommand('python3'), 'needs iproute2 and python3'],
+  [() => kernelHasKind(family), `this kernel cannot create ${family} devices${family === 'ipvlan' ? ' (run it in the VM: npm run vm -- FILE)' : ''}`],
+  [() => avahiMissing() === undefined, avahiMissing() ?? ''],
+]);
+
+describeWhen(`ontap-zone --mdns: NAME.local by multicast DNS, to real peers (${family})`, reason, () => {
+  const nets = new TestNamespaces();
+  let host = '';
+  let wire = '';
+  let work = '';
+  let daemon: TestDaemon | undefined;
+  let zone: TestZone | undefined;
+  let avahi: AvahiPeer | undefined;
+  let holder: ChildProcess | undefined;
+  let ifname = '';
+  let linkLocal = '';
+
+  function ask(mode: 'legacy' | 'qu', name: string, type: number): Reply | null {
+    const r = spawnSync('ip', ['netns', 'exec', wire, 'python3', '-I', '-c', ASK, mode, name, String(type), '4', PEER], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as Reply | null;
+  }
+
+  /** `ontap -t FAMILY -n web` in `work`, giving its device WEB; resolves once the address is there. */
+  async function startWorkload(): Promise<void> {
+    holder = spawn('ip', ['netns', 'exec', work, process.execPath, ONTAP, '-t', family, '-n', 'web', daemon!.socket(), '--',
+      'sh', '-c', `ip addr add ${WEB}/24 dev "$ONTAP_IFNAME" && echo "ifname=$ONTAP_IFNAME" && exec sleep 600`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      holder!.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /ifname=(\S+)/.exec(out);
+        if (m) {
+          ifname = m[1]!;
+          resolve();
+        }
+      });
+      holder!.on('exit', (code) => reject(new Error(`ontap exited with ${code}`)));
+    });
+    linkLocal = await usableLinkLocal(['ip', 'netns', 'exec', work]);
+  }
+
+  before(async () => {
+    sweepStaleNamespaces();
+    ({ host, wire } = nets.uplink());
+    work = nets.add('work');
+    ip('-n', wire, 'addr', 'add', `${PEER}/24`, 'dev', 'peer0');
+    daemon = new TestDaemon(host, ['up0'], ['--family', family]);
+    await daemon.start();
+    zone = new TestZone(host, ['--domain', 'example.test', '--mdns']);
+    await zone.start();
+    await startWorkload();
+    await eventually('the responder established web.local', () => /event=mdns-established .*mdns=web\.local/.test(zone!.log), 5000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${zone!.log.slice(-3000)}`));
+  });
+
+  after(async () => {
+    holder?.kill('SIGKILL');
+    await avahi?.stop();
+    await zone?.stop();
+    await daemon?.stop();
+    zone?.removeDir();
+    daemon?.removeDir();
+    nets.destroy();
+  });
+
+  test('a legacy unicast query (source port not 5353) gets a unicast answer with its ID, its question, TTL <= 10', () => {
+    const r = ask('legacy', 'web.local', 1);
+    assert.ok(r, `no answer:\n${zone!.log.slice(-2000)}`);
+    assert.equal(r.from[0], WEB);
+    assert.equal(r.id, 0x5a5a);
+    assert.deepEqual(r.questions, ['web.local']);
+    assert.deepEqual(r.answers.map((a) => [a.type, a.data]), [[1, WEB]]);
+    assert.ok(r.answers.every((a) => a.ttl <= 10 && !a.cacheFlush));
+  });
+
+  test('a QU query gets a unicast answer to port 5353 (the name was multicast within a quarter of its TTL)', () => {
+    const r = ask('qu', 'web.local', 28);
+    assert.ok(r, 'no unicast answer');
+    assert.equal(r.from[0], WEB);
+    assert.deepEqual(r.answers.map((a) => [a.type, a.data]), [[28, linkLocal]]);
+    assert.ok(r.answers.every((a) => a.cacheFlush && a.ttl === 120));
+  });
+
+  test('avahi resolves web.local (A and AAAA) and the address back to web.local', async () => {
+    avahi = new AvahiPeer({ netns: wire, interfaces: ['peer0'], hostName: 'peer' });
+    await avahi.start();
+    assert.deepEqual(await avahi.resolveName('web.local', 4, 3000), [WEB]);
+    assert.deepEqual(await avahi.resolveName('web.local', 6, 3000), [linkLocal]);
+    assert.equal(await avahi.resolveAddress(WEB, 3000), 'web.local');
+  });
+
+  test('an address added in the workload is announced within 100 ms (unasked), and avahi has it', async () => {
+    const listener = spawn('ip', ['netns', 'exec', wire, 'python3', '-I', '-c', LISTEN, PEER, '1.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    listener.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise((r) => listener.on('exit', r));
+    try {
+      await eventually('the listener is ready', () => out.startsWith('ready\n'), 5000);
+      const added = process.hrtime.bigint();
+      ip('-n', work, 'addr', 'add', `${WEB_ADDED}/32`, 'dev', ifname);
+      await exited;
+      const heard = out.trim().split('\n').slice(1).map((l) => JSON.parse(l) as Reply & { ns: number });
+      const announcement = heard.find((m) => (m.flags & 0x8000) !== 0 && m.answers.some((a) => a.type === 1 && a.data === WEB_ADDED && a.ttl > 0));
+      assert.ok(announcement, `no announcement of ${WEB_ADDED}: ${JSON.stringify(heard)}`);
+      const ms = Number(BigInt(announcement.ns) - added) / 1e6;
+      assert.ok(ms < 100, `announced ${ms.toFixed(1)} ms after the address was added`);
+      assert.ok(announcement.answers.some((a) => a.type === 1 && a.data === WEB && a.cacheFlush), 'the whole set, with cache-flush');
+    } finally {
+      listener.kill('SIGKILL');
+    }
+    assert.equal(await avahi!.resolveAddress(WEB_ADDED, 3000), 'web.local');
+  });
+
+  test('the workload killed (SIGKILL): avahi forgets web.local within a second (a goodbye, not its 120 s cache)', async () => {
+    const before = await avahi!.resolveName('web.local', 4, 3000);
+    assert.ok(before !== undefined && before.every((a) => a === WEB || a === WEB_ADDED), `resolved before: ${JSON.stringify(before)}`);
+    holder!.kill('SIGKILL');
+    const killed = performance.now();
+    await eventually('ontap-zone said goodbye', () => /event=mdns-stopped .*name=web /.test(zone!.log), 3000);
+    await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - killed))));
+    assert.equal(await avahi!.resolveName('web.local', 4, 1500), undefined, 'avahi still resolves web.local a second after the workload died');
+  });
+});
+}
