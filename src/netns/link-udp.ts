@@ -62,7 +62,8 @@ export class LinkSocketError extends Error {
     readonly family: 4 | 6,
     detail: string,
   ) {
-    super(`link socket ifname=${ifname} family=${family} step=${step}: ${detail} (${code})`);
+    // A NativeError's message already ends with its code.
+    super(`link socket ifname=${ifname} family=${family} step=${step}: ${detail.endsWith(`(${code})`) ? detail : `${detail} (${code})`}`);
   }
 }
 Object.defineProperty(LinkSocketError.prototype, 'name', { value: 'LinkSocketError', configurable: true, writable: true });
