@@ -264,8 +264,10 @@ describeWhen('ontap-zone --mdns: name conflicts with avahi and between two ontap
       await new Promise((r) => setTimeout(r, 1200));
       const logA = hostA.zone.log.length;
       const logB = hostB.zone.log.length;
-      const a = await startWorkload(hostA, 'dup', `${NET}.31`, true);
-      const b = await startWorkload(hostB, 'dup', `${NET}.32`, true);
+      // The addresses change sides every round: the data decides a tie-break, not the host.
+      const [low, high] = [`${NET}.31`, `${NET}.32`];
+      const a = await startWorkload(hostA, 'dup', round % 2 === 0 ? low : high, true);
+      const b = await startWorkload(hostB, 'dup', round % 2 === 0 ? high : low, true);
       ip('-n', a.ns, 'link', 'set', a.ifname, 'up');
       ip('-n', b.ns, 'link', 'set', b.ifname, 'up');
       const sinceA = () => hostA.zone.log.slice(logA);
@@ -277,10 +279,12 @@ describeWhen('ontap-zone --mdns: name conflicts with avahi and between two ontap
       const names = [established(sinceA(), 'dup').at(-1)!, established(sinceB(), 'dup').at(-1)!];
       const renamed = [...renames(sinceA(), 'dup'), ...renames(sinceB(), 'dup')];
       const deferred = (sinceA() + sinceB()).split('event=mdns-probe-deferred').length - 1;
-      outcomes.push(`A=${names[0]} B=${names[1]} renames=${renamed.length} tie-breaks-lost=${deferred}`);
+      outcomes.push(`A(${a.address})=${names[0]} B(${b.address})=${names[1]} renames=${renamed.length} tie-breaks-lost=${deferred}`);
       assert.deepEqual([...names].sort(), ['dup-2.local', 'dup.local'], outcomes.join('\n'));
       assert.equal(renamed.length, 1, `${outcomes.join('\n')}\n${renamed.join('\n')}`);
       const [holderOfDup, holderOf2] = names[0] === 'dup.local' ? [a, b] : [b, a];
+      // Probes that met were settled by §8.2: the lexicographically later data (the higher A) wins.
+      if (deferred > 0) assert.equal(holderOfDup.address, high, outcomes.join('\n'));
       assert.deepEqual(await lan.resolveName('dup.local', 4, 3000), [holderOfDup.address]);
       assert.deepEqual(await lan.resolveName('dup-2.local', 4, 3000), [holderOf2.address]);
       await stopWorkload(a, hostA.zone);

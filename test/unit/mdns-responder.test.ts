@@ -367,3 +367,24 @@ test('a tie-break lost to a host still probing: the wait restarts with each of i
   assert.equal(sent.length, 1);
   assert.deepEqual(deferred, ['web.local']);
 });
+
+test('conflict after conflict: 15 renames within 10 s, then each further attempt waits 5 s (§8.1)', () => {
+  const { clock, sent, renames, r } = setup([V4], [4]);
+  r.start();
+  clock.advance(10);
+  const claim = () => r.receive(peer({ ...query([]), flags: FLAG_QR | FLAG_AA, answers: [a(r.name, '10.0.0.99')] }));
+  for (let i = 0; i < 14; i++) {
+    claim();
+    sent.length = 0;
+    clock.advance(250);
+    assert.ok(sent.some((s) => s.message.questions[0]?.name === r.name), `conflict ${i + 1}: probing again at once`);
+  }
+  claim();
+  assert.equal(renames.length, 15);
+  assert.equal(r.name, 'web-16.local');
+  sent.length = 0;
+  clock.advance(4999);
+  assert.deepEqual(sent, [], 'the 15th conflict within 10 s: no probe for 5 s');
+  clock.advance(1);
+  assert.equal(sent.length, 1);
+});
