@@ -69,6 +69,8 @@ export interface ResponderEvents {
   renamed?(from: string, to: string, reason: string): void;
   /** Probing ended without a conflict: the name is ours. */
   established?(name: string): void;
+  /** A simultaneous probe for our name won the tie-break (§8.2): we probe again in a second. */
+  deferred?(name: string): void;
 }
 
 export type ResponderState = 'waiting' | 'probing' | 'announcing' | 'established' | 'stopped';
@@ -81,6 +83,13 @@ export interface ResponderOptions {
   transport: Transport;
   /** 0 <= random() < 1, for the probe's initial delay (§8.1). */
   random?: () => number;
+  /**
+   * Whether this host publishes `record` through another responder: the same workload's other
+   * links, which may be on the same LAN (two devices on one uplink hear each other's multicast in
+   * macvlan bridge mode). Seen on the wire, those are our own records, never a conflict (RFC 6762
+   * §14: a host must not take its own records, seen on another interface, for another host's).
+   */
+  ownedElsewhere?: (record: ResourceRecord) => boolean;
   events?: ResponderEvents;
 }
 
@@ -119,6 +128,8 @@ export class LinkResponder {
   /** Records peers may hold: what we announced or answered since the last goodbye. */
   private announced = false;
   private readonly random: () => number;
+  /** We lost a tie-break (§8.2) and wait before probing again. */
+  private deferring = false;
 
   constructor(private readonly opts: ResponderOptions) {
     this.base = opts.label;
@@ -200,6 +211,7 @@ export class LinkResponder {
   private beginProbing(delayMs: number): void {
     this.timer?.cancel();
     this.stateNow = 'probing';
+    this.deferring = false;
     this.probesSent = 0;
     this.timer = this.opts.clock.after(delayMs, () => this.probe());
   }
@@ -265,8 +277,14 @@ export class LinkResponder {
 
   // What arrives.
 
-  private isOurs(r: ResourceRecord): boolean {
+  /** Whether `r` is one of the records this responder publishes now (name, type and data). */
+  owns(r: ResourceRecord): boolean {
     return this.records.byName.get(r.name.toLowerCase())?.some((o) => recordKey(o) === recordKey(r)) ?? false;
+  }
+
+  /** Ours, or this host's through another of its responders: not another host's. */
+  private isOurs(r: ResourceRecord): boolean {
+    return this.owns(r) || (this.opts.ownedElsewhere?.(r) ?? false);
   }
 
   private onResponse(m: Message): void {
@@ -291,14 +309,19 @@ export class LinkResponder {
     if (this.stateNow === 'probing') {
       // §8.2: a simultaneous probe for our name. The lexicographically later data wins.
       const probing = m.questions.some((q) => sameName(q.name, this.records.name));
-      const theirs = m.authorities.filter((a) => sameName(a.name, this.records.name));
+      const claimed = m.authorities.filter((a) => sameName(a.name, this.records.name));
+      // A probe of this host's own (another link of the workload) is no rival, whatever its data.
+      const theirs = claimed.some((a) => !this.isOurs(a)) ? claimed : [];
       if (probing && theirs.length > 0) {
         const c = compareForTieBreak(this.records.addresses, theirs);
         if (c < 0) {
+          // Each further probe of the winner's restarts the wait: it is still probing.
           this.timer?.cancel();
           this.timer = this.opts.clock.after(TIE_LOSS_WAIT_MS, () => this.beginProbing(0));
           this.stateNow = 'probing';
           this.probesSent = PROBES + 1; // no probe until the wait is over
+          if (!this.deferring) this.opts.events?.deferred?.(this.records.name);
+          this.deferring = true;
         }
       }
       return;

@@ -53,6 +53,8 @@ interface LinkSocket {
 
 interface Entry {
   key: string;
+  /** `instance/label`: the entries of one workload (its links), which answer for the same name. */
+  workload: string;
   nsid: number;
   ifindex: number;
   ifname: string;
@@ -87,6 +89,8 @@ export interface MdnsStats {
 
 export class MdnsService {
   private readonly entries = new Map<string, Entry>();
+  /** Entry.workload -> the workload's entries. */
+  private readonly workloads = new Map<string, Set<Entry>>();
   private readonly unopenable = new Map<number, number>();
   readonly stats: MdnsStats = { received: 0, undecodable: 0, offLink: 0, sent: 0, sendFailed: 0 };
   private lastUndecodableLog = -Infinity;
@@ -122,7 +126,7 @@ export class MdnsService {
           continue;
         }
         if (have) this.remove(have, 'renamed');
-        this.add(key, ns.nsid, l.ifindex, link.ifname, w.name, addresses, addressesKey, prefixes);
+        this.add(key, `${ns.instance}/${w.name}`, ns.nsid, l.ifindex, link.ifname, w.name, addresses, addressesKey, prefixes);
       }
     }
     for (const [key, e] of this.entries) if (!wanted.has(key)) this.remove(e, 'unpublished');
@@ -138,7 +142,7 @@ export class MdnsService {
     return [...this.entries.values()].map((e) => ({ nsid: e.nsid, ifname: e.ifname, label: e.label, name: e.responder.name, state: e.responder.state }));
   }
 
-  private add(key: string, nsid: number, ifindex: number, ifname: string, label: string, addresses: LinkAddress[], addressesKey: string, prefixes: Prefix[]): void {
+  private add(key: string, workload: string, nsid: number, ifindex: number, ifname: string, label: string, addresses: LinkAddress[], addressesKey: string, prefixes: Prefix[]): void {
     const failedAt = this.unopenable.get(nsid);
     if (failedAt !== undefined && this.clock.now() - failedAt < RETRY_OPEN_MS) return;
     const netnsFd = openNetnsByNsid(this.nsids, nsid);
@@ -173,9 +177,12 @@ export class MdnsService {
       events: {
         renamed: (from, to, reason) => this.log.warn('mdns-renamed', { nsid, ifname, name: label, from, to, reason }),
         established: (name) => this.log.info('mdns-established', { nsid, ifname, name: label, mdns: name }),
+        deferred: (name) => this.log.info('mdns-probe-deferred', { nsid, ifname, name: label, mdns: name, reason: 'a simultaneous probe won the tie-break' }),
       },
+      // The workload's other links may be on the same LAN: what they publish is not a conflict.
+      ownedElsewhere: (record) => [...(this.workloads.get(workload) ?? [])].some((o) => o !== entry && o.responder.owns(record)),
     });
-    const entry: Entry = { key, nsid, ifindex, ifname, label, addressesKey, prefixes, sockets, responder };
+    const entry: Entry = { key, workload, nsid, ifindex, ifname, label, addressesKey, prefixes, sockets, responder };
     for (const s of sockets) {
       s.poller = this.nb.poll(s.fd, (err) => {
         if (err) {
@@ -187,11 +194,17 @@ export class MdnsService {
       s.poller.start(true, false);
     }
     this.entries.set(key, entry);
+    const siblings = this.workloads.get(workload);
+    if (siblings) siblings.add(entry);
+    else this.workloads.set(workload, new Set([entry]));
     responder.start();
   }
 
   private remove(e: Entry, reason: string): void {
     this.entries.delete(e.key);
+    const siblings = this.workloads.get(e.workload);
+    siblings?.delete(e);
+    if (siblings?.size === 0) this.workloads.delete(e.workload);
     e.responder.stop();
     for (const s of e.sockets) {
       s.poller.close();

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,14 @@ export class TestDaemon {
   private readonly logPath: string;
   private exited: Promise<number | null> | undefined;
 
-  constructor(readonly ns: string, readonly uplinks: string[], readonly extraArgs: string[] = [], dir?: string) {
+  /**
+   * `machineId`: ontapd reads this as /etc/machine-id (a bind mount in a mount namespace of its
+   * own), so it is a host of its own: its workloads get other MACs and IPv6 interface identifiers
+   * than another TestDaemon's of the same name (macvlan drops multicast from a station that has one
+   * of its own devices' MAC).
+   */
+  constructor(readonly ns: string, readonly uplinks: string[], readonly extraArgs: string[] = [], dir?: string,
+    private readonly opts: { machineId?: string } = {}) {
     this.dir = dir ?? mkdtempSync(join(tmpdir(), 'ontap-t-'));
     // Tests also connect as an unprivileged uid: let it reach the socket (its mode still rules).
     chmodSync(this.dir, 0o755);
@@ -52,8 +59,14 @@ export class TestDaemon {
 
   async start(): Promise<void> {
     const logFd = openSync(this.logPath, 'a');
-    const child = spawn('ip', ['netns', 'exec', this.ns, process.execPath, ONTAPD, '--socket-dir', this.dir,
-      '--verbosity=debug', ...this.extraArgs, ...this.uplinks], { stdio: ['ignore', 'ignore', logFd] });
+    let argv = ['ip', 'netns', 'exec', this.ns, process.execPath, ONTAPD, '--socket-dir', this.dir, '--verbosity=debug', ...this.extraArgs, ...this.uplinks];
+    if (this.opts.machineId !== undefined) {
+      const idFile = join(this.dir, 'machine-id');
+      writeFileSync(idFile, `${this.opts.machineId}\n`);
+      // unshare and sh exec: the pid stays ontapd's.
+      argv = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" /etc/machine-id && shift && exec "$@"', 'sh', idFile, ...argv];
+    }
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', logFd] });
     closeSync(logFd);
     this.child = child;
     this.exited = new Promise((r) => child.on('exit', (code) => r(code)));

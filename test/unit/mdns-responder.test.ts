@@ -283,3 +283,108 @@ test('a QU question long after the last multicast is answered by multicast (RFC 
   assert.equal(sent.length, 1);
   assert.equal(sent[0]!.dest.to, 'multicast');
 });
+
+/**
+ * Two responders for `web` on one simulated link, each one's multicast delivered to the other (as
+ * macvlan's bridge mode does between two devices of one uplink), started together.
+ */
+function twoLinks(siblings: boolean) {
+  const clock = new TestClock();
+  const renames: string[] = [];
+  const responders: LinkResponder[] = [];
+  const make = (addr: LinkAddress, source: string) => {
+    const self = responders.length;
+    const r = new LinkResponder({
+      label: 'web', addresses: [addr], clock, random: () => 0,
+      transport: {
+        families: [4],
+        send: (_family, packet, dest) => {
+          if (dest.to !== 'multicast') return;
+          const other = responders[1 - self]!;
+          clock.after(0, () => other.receive({ family: 4, source, sourcePort: 5353, message: decodeMessage(packet) }));
+        },
+      },
+      events: { renamed: (_from, to) => renames.push(to) },
+      ...(siblings ? { ownedElsewhere: (rec: ResourceRecord) => responders[1 - self]!.owns(rec) } : {}),
+    });
+    responders.push(r);
+    return r;
+  };
+  const one = make(address(4, '10.0.0.5'), '10.0.0.5');
+  const two = make(address(4, '10.0.0.6'), '10.0.0.6');
+  one.start();
+  two.start();
+  clock.advance(10000);
+  return { one, two, renames };
+}
+
+test('one workload\'s two links on one LAN hear each other: neither takes the other\'s records for a conflict (§14)', () => {
+  const { one, two, renames } = twoLinks(true);
+  assert.deepEqual(renames, []);
+  assert.deepEqual([one.name, one.state, two.name, two.state], ['web.local', 'established', 'web.local', 'established']);
+  // The same two without ownedElsewhere are two hosts: the tie-break's loser is renamed.
+  const hosts = twoLinks(false);
+  assert.deepEqual(hosts.renames, ['web-2.local']);
+  assert.deepEqual([hosts.one.name, hosts.two.name], ['web-2.local', 'web.local']);
+});
+
+test('established, our other link announces its address for the name: not a conflict, no probing', () => {
+  const other = a('web.local', '10.0.0.6');
+  const clock = new TestClock();
+  const r = new LinkResponder({
+    label: 'web', addresses: [V4], clock, random: () => 0, transport: { families: [4], send: () => {} },
+    ownedElsewhere: (rec) => rec.type === TYPE.A && rec.data.kind === 'a' && rec.data.address === '10.0.0.6',
+  });
+  r.start();
+  clock.advance(3000);
+  r.receive(peer({ ...query([]), flags: FLAG_QR | FLAG_AA, answers: [other] }));
+  assert.equal(r.state, 'established');
+  r.receive(peer({ ...query([]), flags: FLAG_QR | FLAG_AA, answers: [a('web.local', '10.0.0.99')] }));
+  assert.equal(r.state, 'probing', 'another host\'s data still is a conflict');
+});
+
+test('a tie-break lost to a host still probing: the wait restarts with each of its probes, reported once', () => {
+  const clock = new TestClock();
+  const sent: number[] = [];
+  const deferred: string[] = [];
+  const r = new LinkResponder({
+    label: 'web', addresses: [V4], clock, random: () => 0,
+    transport: { families: [4], send: () => sent.push(clock.now()) },
+    events: { deferred: (name) => deferred.push(name) },
+  });
+  r.start();
+  const rival = () => r.receive(peer(query([q('web.local', TYPE.ANY)], { authorities: [a('web.local', '10.0.0.200')] })));
+  clock.advance(100);
+  rival();
+  clock.advance(250);
+  rival();
+  clock.advance(250);
+  rival();
+  sent.length = 0;
+  clock.advance(999);
+  assert.deepEqual(sent, [], 'no probe within a second of the rival\'s last');
+  clock.advance(2);
+  assert.equal(sent.length, 1);
+  assert.deepEqual(deferred, ['web.local']);
+});
+
+test('conflict after conflict: 15 renames within 10 s, then each further attempt waits 5 s (§8.1)', () => {
+  const { clock, sent, renames, r } = setup([V4], [4]);
+  r.start();
+  clock.advance(10);
+  const claim = () => r.receive(peer({ ...query([]), flags: FLAG_QR | FLAG_AA, answers: [a(r.name, '10.0.0.99')] }));
+  for (let i = 0; i < 14; i++) {
+    claim();
+    sent.length = 0;
+    clock.advance(250);
+    assert.ok(sent.some((s) => s.message.questions[0]?.name === r.name), `conflict ${i + 1}: probing again at once`);
+  }
+  claim();
+  assert.equal(renames.length, 15);
+  assert.equal(r.name, 'web-16.local');
+  sent.length = 0;
+  clock.advance(4999);
+  assert.deepEqual(sent, [], 'the 15th conflict within 10 s: no probe for 5 s');
+  clock.advance(1);
+  assert.equal(sent.length, 1);
+});
