@@ -283,3 +283,13 @@ test('a QU question long after the last multicast is answered by multicast (RFC 
   assert.equal(sent.length, 1);
   assert.equal(sent[0]!.dest.to, 'multicast');
 });
+
+test('a legacy query of one question repeated 1,000 times (and others not ours): the answer repeats it once, not 1,000 times', () => {
+  const { sent, r } = established();
+  const questions = [...Array.from({ length: 1000 }, () => q('web.local', TYPE.A)), q('WEB.local', TYPE.A), q('other.local', TYPE.A), q('web.local', TYPE.AAAA)];
+  r.receive(peer(query(questions, { id: 77 }), 40000));
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0]!.message.id, 77);
+  assert.deepEqual(sent[0]!.message.questions.map((x) => [x.name, x.type]), [['web.local', TYPE.A], ['web.local', TYPE.AAAA]]);
+  assert.ok(encodeMessage(sent[0]!.message).length < 200);
+});
