@@ -41,12 +41,14 @@ async function batchEach(items: Array<{ ns: string; lines: string[] }>, parallel
 
 /**
  * `count` workloads on `host`'s up0: names PREFIX0..., addresses in `net` (a /16 given as "A.B"),
- * from A.B.0.10 on. `tag` keeps the namespace names unique within this process.
+ * the i-th A.B.0.10 + offset + i. `tag` keeps the namespace names unique within this process.
+ * `bare`: the devices are left down, without alias or address (the caller starts them).
  */
-export async function createWorkloads(host: string, count: number, opts: { tag: string; prefix: string; net: string; parallel?: number }): Promise<ManyWorkloads> {
+export async function createWorkloads(host: string, count: number, opts: { tag: string; prefix: string; net: string; offset?: number; bare?: boolean; parallel?: number }): Promise<ManyWorkloads> {
   const namespaces = Array.from({ length: count }, (_, i) => `ontap-t-${process.pid}-${opts.tag}${i}`);
   const names = Array.from({ length: count }, (_, i) => `${opts.prefix}${i}`);
-  const addresses = Array.from({ length: count }, (_, i) => `${opts.net}.${(i + 10) >> 8}.${(i + 10) & 255}`);
+  const at = (i: number): number => 10 + (opts.offset ?? 0) + i;
+  const addresses = Array.from({ length: count }, (_, i) => `${opts.net}.${at(i) >> 8}.${at(i) & 255}`);
   const w: ManyWorkloads = {
     namespaces, names, addresses,
     destroy: () => {
@@ -61,7 +63,7 @@ export async function createWorkloads(host: string, count: number, opts: { tag: 
     ]).join('\n') + '\n');
     await batchEach(namespaces.map((ns, i) => ({
       ns,
-      lines: ['link set lo up', `link set w0 alias ${names[i]} up`, `addr add ${addresses[i]}/16 dev w0`],
+      lines: opts.bare ? ['link set lo up'] : ['link set lo up', `link set w0 alias ${names[i]} up`, `addr add ${addresses[i]}/16 dev w0`],
     })), opts.parallel ?? 8);
   } catch (e) {
     w.destroy();
