@@ -29,6 +29,11 @@ const PROBE_REPLY_INTERVAL_MS = 250;
 /** §6.7: legacy unicast answers carry a TTL of at most 10 s. */
 const LEGACY_TTL = 10;
 /**
+ * §6.7: a legacy answer repeats the question. Only the questions it answers, each once, and at most
+ * this many: echoing all of them would turn a 9 KB query of one question repeated into a 9 KB answer.
+ */
+const LEGACY_QUESTIONS = 8;
+/**
  * Unicast answers (QU and legacy queries) per link: 20 at once, then 20 a second. A forged query
  * names its own destination, so a flood of them must not become a flood of answers.
  */
@@ -334,6 +339,7 @@ export class LinkResponder {
     const legacy = r.sourcePort !== MDNS_PORT;
     const isProbe = m.authorities.length > 0;
     const answers = new Map<string, ResourceRecord>();
+    const asked = new Map<string, Question>();
     let unicast = legacy;
     for (const q of m.questions) {
       if (q.class !== CLASS_IN && q.class !== ANY) continue;
@@ -343,6 +349,8 @@ export class LinkResponder {
       // §6.1: a name we own without the type asked for: its NSEC says so at once.
       const chosen = matching.length > 0 ? matching : owned.filter((o) => o.type === TYPE.NSEC);
       for (const o of chosen) answers.set(recordKey(o), o);
+      const key = `${q.name.toLowerCase()}/${q.type}/${q.class}`;
+      if (chosen.length > 0 && asked.size < LEGACY_QUESTIONS && !asked.has(key)) asked.set(key, q);
       if (q.unicastResponse) unicast = true;
     }
     if (answers.size === 0) return;
@@ -364,7 +372,7 @@ export class LinkResponder {
       const ttl = (rec: ResourceRecord) => (legacy ? { ...rec, ttl: Math.min(rec.ttl, LEGACY_TTL), cacheFlush: false } : rec);
       const packets = this.pack({
         id: legacy ? m.id : 0,
-        questions: legacy ? m.questions : [],
+        questions: legacy ? [...asked.values()] : [],
         answers: [...answers.values()].map(ttl),
         additionals: additionals.map(ttl),
       });

@@ -388,3 +388,13 @@ test('conflict after conflict: 15 renames within 10 s, then each further attempt
   clock.advance(1);
   assert.equal(sent.length, 1);
 });
+
+test('a legacy query of one question repeated 1,000 times (and others not ours): the answer repeats it once, not 1,000 times', () => {
+  const { sent, r } = established();
+  const questions = [...Array.from({ length: 1000 }, () => q('web.local', TYPE.A)), q('WEB.local', TYPE.A), q('other.local', TYPE.A), q('web.local', TYPE.AAAA)];
+  r.receive(peer(query(questions, { id: 77 }), 40000));
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0]!.message.id, 77);
+  assert.deepEqual(sent[0]!.message.questions.map((x) => [x.name, x.type]), [['web.local', TYPE.A], ['web.local', TYPE.AAAA]]);
+  assert.ok(encodeMessage(sent[0]!.message).length < 200);
+});
