@@ -80,6 +80,18 @@ async function main(): Promise<number> {
       log.info('sighup', { action: 'resync' });
       service.resync('SIGHUP');
     });
+    // The responders' state, one line each: which name each workload link answers for now (a
+    // conflict may have made it NAME-2 on the link, while the zone file keeps NAME).
+    process.on('SIGUSR1', () => {
+      const mdns = service.mdns;
+      if (!mdns) {
+        log.info('status', { mdns: 'off' });
+        return;
+      }
+      const all = mdns.status();
+      log.info('status', { responders: all.length, ...mdns.stats });
+      for (const r of all) log.info('mdns-status', { nsid: r.nsid, ifname: r.ifname, name: r.label, mdns: r.name, state: r.state });
+    });
     service.start().then(
       () => {
         if (args.once) stop(ExitCode.ok, 'once');

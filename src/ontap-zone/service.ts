@@ -116,6 +116,11 @@ export class ZoneService {
 
   private self: { fd: number; rtnl: RouteSocket } | undefined;
 
+  /** The mDNS responders, with --mdns. */
+  get mdns(): MdnsService | undefined {
+    return this.opts.mdns;
+  }
+
   /** Starts watching; resolves once the initial sync is written (and its --exec has run). */
   start(): Promise<void> {
     this.watcher.start();

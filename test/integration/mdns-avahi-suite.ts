@@ -138,6 +138,13 @@ describeWhen(`ontap-zone --mdns: NAME.local by multicast DNS, to real peers (${f
     assert.equal(await avahi.resolveAddress(WEB, 3000), 'web.local');
   });
 
+  test('SIGUSR1: one line per responder with the name it answers for and its state', async () => {
+    process.kill(zone!.pid, 'SIGUSR1');
+    await eventually('the status lines', () => /event=mdns-status nsid=\d+ ifname=\S+ name=web mdns=web\.local state=established/.test(zone!.log), 5000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${zone!.log.slice(-2000)}`));
+    assert.match(zone!.log, /event=status responders=1 received=\d+ undecodable=0 offLink=\d+ sent=\d+ sendFailed=\d+/);
+  });
+
   test('an address added in the workload is announced within 100 ms (unasked), and avahi has it', async () => {
     const listener = spawn('ip', ['netns', 'exec', wire, 'python3', '-I', '-c', LISTEN, PEER, '1.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
