@@ -49,6 +49,12 @@ const REFUSAL_LINES_PER_UID = 40;
  * per 2 s (limited-log.ts leaseRate): 20 + 10 in the siege, and a few for loops that start late.
  */
 const LEASE_LINES_PER_UID = 35;
+/**
+ * For the attack loops to start (python3 up, its first round begun), all at once: under 1 s on the
+ * host; in the TCG guest 9 s with two busy loops beside it on the host, 24 s at a load average of
+ * 6-8 (seen failing at 10 s).
+ */
+const START_TIMEOUT_MS = IN_VM ? 60000 : 10000;
 /** The attackers' uids: unprivileged, none of them anyone's on a usual system. */
 const FIRST_UID = 61001;
 /** Lingering closes are interrupted every 100 ms, two at a time per uid: seconds, not minutes. */
@@ -138,7 +144,9 @@ describeWhen(`hostile: all attacks at once while a client allocates (${family})`
     ];
     const uidOf = new Map(attacks.map(([attack], i) => [attack, FIRST_UID + i]));
     for (const [attack, wrap, args] of attacks) loops.push(new SiegeLoop(asUid(uidOf.get(attack)!, work, ...wrap), attack, sock, SIEGE_S, family, args));
-    await Promise.all(loops.map((l) => l.started()));
+    const starting = Date.now();
+    await Promise.all(loops.map((l) => l.started(START_TIMEOUT_MS)));
+    t.diagnostic(`the ${loops.length} attack loops started in ${Date.now() - starting} ms`);
     const cpuSiege = cpuSeconds(d.pid);
     const legit = new SiegeLoop(asRoot(client), 'client', sock, SIEGE_S, family);
     loops.push(legit);
