@@ -152,6 +152,9 @@ def junk_round():
     os.close(ns)
     if not select.select([u], [], [], 5)[0]:
         count('no-reply')
+    else:
+        # Peeked, not read: the reply stays unread in the queue, as the attack wants.
+        count('leased' if json.loads(u.recv(65536, socket.MSG_PEEK)).get('ok') else 'refused')
     for i in range(40):
         try:
             u.send(b'junk %d' % i)

@@ -210,8 +210,6 @@ describeWhen(`hostile: all attacks at once while a client allocates (${family})`
       assert.ok(leases <= LEASE_LINES_PER_UID, `${leases} allocate lines for ${attack}'s uid ${uid}`);
     }
     assert.ok(above.some((l) => l.includes(`event=suppressed uid=${uidOf.get('flood')} kind=request-failed/bad-request `)), 'the flood\'s refusals past the rate were counted');
-    // The junk loop cycles leases far faster than one per 2 s: they are counted, not each written.
-    assert.ok(above.some((l) => l.includes(`event=suppressed uid=${uidOf.get('junk')} kind=lease `)), 'the junk loop\'s leases past the rate were counted');
 
     // The attackers are gone (their never-reading peers with them): everything they caused ends.
     await settled();
@@ -222,6 +220,16 @@ describeWhen(`hostile: all attacks at once while a client allocates (${family})`
     const idleAfter = cpuSeconds(d.pid) - cpu;
     t.diagnostic(`ontapd at rest: ${fdsAtRest} descriptors; CPU in ${IDLE_WINDOW_MS} ms: ${idleBefore.toFixed(2)} s before, ${idleAfter.toFixed(2)} s after`);
     assert.ok(idleAfter < IDLE_CPU_S, `ontapd used ${idleAfter.toFixed(2)} s of CPU in ${IDLE_WINDOW_MS} ms after the siege`);
+
+    // The junk loop cycles leases faster than one per 2 s (1000-8000 in 20 s on the host, 35-240 in
+    // the guest): those past the rate are counted, not each written. The counts are reported every
+    // 10 s and at exit, so this is checked after ontapd's exit; it holds whenever junk was given
+    // more leases than the rate writes lines for (LEASE_LINES_PER_UID; a slow guest gave it 35 rounds).
+    const leased = stats('junk')['leased'] ?? 0;
+    await d.stop();
+    const suppressed = d.log.split('\n').some((l) => l.includes(`event=suppressed uid=${uidOf.get('junk')} kind=lease `));
+    t.diagnostic(`junk was given ${leased} leases; lease lines suppressed: ${suppressed}`);
+    if (leased > LEASE_LINES_PER_UID) assert.ok(suppressed, `the junk loop's ${leased} leases past the rate were counted`);
   });
 });
 }
