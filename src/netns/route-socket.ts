@@ -557,9 +557,18 @@ export class RouteSocket {
     return this.inNamespace(netnsFd!, (rtnl) => fn(rtnl, local));
   }
 
+  /**
+   * A RouteSocket inside the namespace of nsFd, with this one's options; the caller closes it. Keep
+   * it only for requests made together: in a namespace whose owner is not ours, processes there
+   * with CAP_NET_ADMIN can send datagrams to the socket's port.
+   */
+  openInNamespace(nsFd: number): RouteSocket {
+    return RouteSocket.open({ strict: this.strict, recvTimeoutMs: this.timeoutMs, binding: this.nb, netnsFd: nsFd });
+  }
+
   /** Runs fn with a short-lived RouteSocket opened inside the namespace of nsFd. */
   private inNamespace<T>(nsFd: number, fn: (rtnl: RouteSocket) => T): T {
-    const local = RouteSocket.open({ strict: this.strict, recvTimeoutMs: this.timeoutMs, binding: this.nb, netnsFd: nsFd });
+    const local = this.openInNamespace(nsFd);
     try {
       return fn(local);
     } finally {

@@ -16,6 +16,14 @@ export const ONTAP = join(ROOT, 'dist/src/ontap-client/main.js');
  */
 const START_TIMEOUT_MS = process.env.ONTAP_IN_VM === '1' ? 60000 : 10000;
 
+/**
+ * Flags for ontapd's node from ONTAP_TEST_ONTAPD_NODE_FLAGS (space-separated), for profiling a test's
+ * ontapd: node refuses --cpu-prof in NODE_OPTIONS. E.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+ */
+function nodeFlags(): string[] {
+  return (process.env.ONTAP_TEST_ONTAPD_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+}
+
 /** An ontapd running inside a test namespace, with its socket in a private temp dir. */
 export class TestDaemon {
   readonly dir: string;
@@ -59,7 +67,7 @@ export class TestDaemon {
 
   async start(): Promise<void> {
     const logFd = openSync(this.logPath, 'a');
-    let argv = ['ip', 'netns', 'exec', this.ns, process.execPath, ONTAPD, '--socket-dir', this.dir, '--verbosity=debug', ...this.extraArgs, ...this.uplinks];
+    let argv = ['ip', 'netns', 'exec', this.ns, process.execPath, ...nodeFlags(), ONTAPD, '--socket-dir', this.dir, '--verbosity=debug', ...this.extraArgs, ...this.uplinks];
     if (this.opts.machineId !== undefined) {
       const idFile = join(this.dir, 'machine-id');
       writeFileSync(idFile, `${this.opts.machineId}\n`);

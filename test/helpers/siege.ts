@@ -152,6 +152,9 @@ def junk_round():
     os.close(ns)
     if not select.select([u], [], [], 5)[0]:
         count('no-reply')
+    else:
+        # Peeked, not read: the reply stays unread in the queue, as the attack wants.
+        count('leased' if json.loads(u.recv(65536, socket.MSG_PEEK)).get('ok') else 'refused')
     for i in range(40):
         try:
             u.send(b'junk %d' % i)
@@ -313,6 +316,8 @@ os._exit(0)
 
 /** A round takes at most a few seconds (5 s timeouts, a 2 s wait): more means it is stuck. */
 const OVERRUN_S = 15;
+/** A loop still not started this long after its time would have ended is not going to. */
+const START_LIMIT_S = 60;
 
 /** The uplink's family: the loops ask for its device and tap types. */
 export type Family = 'macvlan' | 'ipvlan';
@@ -333,14 +338,22 @@ export class SiegeLoop {
   constructor(prefix: string[], attack: string, socket: string, seconds: number, family: Family, args: string[] = []) {
     this.child = spawn(prefix[0]!, [...prefix.slice(1), '-I', '-c', PROGRAM, attack, socket, String(seconds), family, ...args],
       { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.on('data', (b: Buffer) => (this.out += b.toString()));
-    this.child.stderr!.on('data', (b: Buffer) => (this.err += b.toString()));
     // A loop that overruns its time is stuck in a round (a close that lingers, a reply that never
-    // comes): killed, and reported as what it is.
-    const overrun = setTimeout(() => {
-      this.err += `\n(killed: still running ${OVERRUN_S} s after its ${seconds} s)`;
-      this.kill();
-    }, (seconds + OVERRUN_S) * 1000);
+    // comes): killed, and reported as what it is. Its time counts from its start (python's own
+    // deadline does), not from the spawn: ten loops starting at once in the TCG guest on a loaded
+    // host took 24 s to start, and loops killed 15 s after their time for that were not stuck.
+    // One that never starts is killed after START_LIMIT_S more.
+    const limit = seconds + OVERRUN_S + START_LIMIT_S;
+    let overrun = setTimeout(() => this.overran(`still running ${limit} s after it was spawned`), limit * 1000);
+    let armed = false;
+    this.child.stdout!.on('data', (b: Buffer) => {
+      this.out += b.toString();
+      if (armed || !this.out.startsWith('started\n')) return;
+      armed = true;
+      clearTimeout(overrun);
+      overrun = setTimeout(() => this.overran(`still running ${OVERRUN_S} s after its ${seconds} s`), (seconds + OVERRUN_S) * 1000);
+    });
+    this.child.stderr!.on('data', (b: Buffer) => (this.err += b.toString()));
     this.done = new Promise((resolve, reject) => {
       // 'close', not 'exit': the report may still be in the pipe when the process has exited.
       this.child.on('close', (code, signal) => {
@@ -355,6 +368,11 @@ export class SiegeLoop {
         reject(new Error(`siege loop ${attack} exited ${code ?? signal}: ${this.out.slice(-500)} ${this.err.slice(-1500)}`));
       });
     });
+  }
+
+  private overran(why: string): void {
+    this.err += `\n(killed: ${why})`;
+    this.kill();
   }
 
   get pid(): number {
