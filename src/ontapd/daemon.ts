@@ -344,6 +344,9 @@ export class Daemon {
     } catch {
       throw new RequestError('unavailable', `uplink ${uplink} does not exist (any more)`);
     }
+    // The same workload started again at once: its old device may still wait out its goodbye
+    // window, holding the MAC the name gives (the kernel would refuse the new one).
+    if (req.name !== undefined) await this.releaser.expedite(uplink, req.name);
     // Count the device before the await so concurrent requests see the caps and the mode.
     this.account(conn.peer.uid, uplink, req, +1);
     let device: Device;

@@ -86,20 +86,73 @@ export class Releaser {
       if ((e as { code?: string }).code !== 'ENODEV') this.log.warn('release-unname-failed', { ifname: device.info.ifname, nsid: device.nsid, error: (e as Error).message });
     }
     this.goodbyes++;
-    setTimeout(() => {
+    const key = `${device.info.uplink}/${device.info.name}`;
+    const timer = setTimeout(() => {
       this.goodbyes--;
+      this.inWindow.delete(key);
       this.enqueue(device, false);
     }, GOODBYE_WINDOW_MS);
+    this.inWindow.set(key, { device, timer });
   }
 
   /** Named devices waiting out their goodbye window (idle() waits for them too). */
   private goodbyes = 0;
+  /** uplink/name -> the released device of that name in its goodbye window. */
+  private readonly inWindow = new Map<string, { device: Device; timer: NodeJS.Timeout }>();
+  /** Released devices someone waits to see deleted (expedite). */
+  private readonly deletedWaiters = new Map<Device, () => void>();
+  /** Namespace key -> devices of our own namespace moved into its release group, not yet deleted. */
+  private readonly ownMoved = new Map<string, Device[]>();
+
+  /**
+   * A workload starting again under its name: the released device of that name still in its
+   * goodbye window (its MAC, derived from the name, is the new device's) is deleted now, without
+   * a goodbye (the name is coming back). Resolves once it is gone; at once if there is none.
+   */
+  expedite(uplink: string, name: string): Promise<void> {
+    const key = `${uplink}/${name}`;
+    const w = this.inWindow.get(key);
+    if (w) {
+      clearTimeout(w.timer);
+      this.inWindow.delete(key);
+      this.goodbyes--;
+      const gone = new Promise<void>((resolve) => this.deletedWaiters.set(w.device, resolve));
+      this.enqueue(w.device, true);
+      return gone;
+    }
+    // Past its window, queued for the batch or being deleted: wait for that, sooner.
+    const queued = this.namedQueued.get(key);
+    if (!queued) return Promise.resolve();
+    const gone = new Promise<void>((resolve) => this.deletedWaiters.set(queued, resolve));
+    this.schedule(true);
+    return gone;
+  }
+
+  /** uplink/name -> a named device queued for deletion (after its window), until it is deleted. */
+  private readonly namedQueued = new Map<string, Device>();
+
+  private deleted(devices: readonly Device[]): void {
+    for (const d of devices) {
+      const key = `${d.info.uplink}/${d.info.name}`;
+      if (d.info.name !== undefined && this.namedQueued.get(key) === d) this.namedQueued.delete(key);
+      const resolve = this.deletedWaiters.get(d);
+      if (resolve) {
+        this.deletedWaiters.delete(d);
+        resolve();
+      }
+    }
+  }
 
   private enqueue(device: Device, soon: boolean): void {
+    if (device.info.name !== undefined) this.namedQueued.set(`${device.info.uplink}/${device.info.name}`, device);
     const key = keyOf(device.nsid);
     if (device.netnsFd === undefined) {
       // In our own namespace: moved now, by our own socket.
-      if (!this.moveToRelease(this.rtnl, device)) return;
+      if (!this.moveToRelease(this.rtnl, device)) {
+        this.deleted([device]);
+        return;
+      }
+      this.ownMoved.set(key, [...(this.ownMoved.get(key) ?? []), device]);
     } else {
       // In the caller's namespace: moved at the batch, through one socket opened there for all
       // of the namespace's devices (opening one costs a thread that setns()es: 0.35 ms of the
@@ -197,6 +250,9 @@ export class Releaser {
       const released = this.heldNamespaces.get(key) ?? [];
       this.heldNamespaces.delete(key);
       const held = released.length > 0 ? this.moveBatch(released) : released;
+      const own = this.ownMoved.get(key) ?? [];
+      this.ownMoved.delete(key);
+      this.deleted(released.filter((d) => !held.includes(d))); // not there any more
       count -= released.length - held.length;
       if (count === 0) continue; // none was there any more (logged, closed)
       this.inflight.add(key);
@@ -215,6 +271,7 @@ export class Releaser {
         })
         .finally(() => {
           for (const device of held) closeNamespace(device);
+          this.deleted([...held, ...own]);
           this.inflight.delete(key);
           if (this.pending.size > 0) this.schedule();
           else if (this.inflight.size === 0) this.wakeIdle();
