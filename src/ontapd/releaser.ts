@@ -13,7 +13,7 @@ export const BATCH_INTERVAL_MS = 40;
  * while it is still there (RFC 6762 10.1; without it peers keep the name for 120 s). ontap-zone
  * answers within a few milliseconds; the rest is room for a loaded machine.
  */
-export const GOODBYE_WINDOW_MS = 100;
+export const GOODBYE_WINDOW_MS = 250;
 
 function keyOf(nsid: number | undefined): string {
   return nsid === undefined ? OWN : String(nsid);

@@ -16,6 +16,13 @@ import { usableLinkLocal } from '../helpers/workload.js';
 import { ASK, DNS_PY, type MdnsReply } from '../helpers/mdns-client.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
 
+/**
+ * The issue's bound from `ip addr add` to the announcement on the wire, on the host (16-72 ms seen
+ * in bench/mdns on a loaded machine). In the VM guest, under TCG, node runs 20 times slower and the
+ * same path took 178 ms once on a loaded host: there the bound is 1 s (a goodbye-less, unannounced
+ * change would show only when a peer asks: never, in this test).
+ */
+const ANNOUNCE_BOUND_MS = process.env.ONTAP_IN_VM === '1' ? 1000 : 100;
 const NET = '10.204.0';
 const PEER = `${NET}.1`;
 const WEB = `${NET}.5`;
@@ -145,7 +152,7 @@ describeWhen(`ontap-zone --mdns: NAME.local by multicast DNS, to real peers (${f
     assert.match(zone!.log, /event=status responders=1 received=\d+ undecodable=0 offLink=\d+ sent=\d+ sendFailed=\d+/);
   });
 
-  test('an address added in the workload is announced within 100 ms (unasked), and avahi has it', async () => {
+  test(`an address added in the workload is announced within ${ANNOUNCE_BOUND_MS} ms (unasked), and avahi has it`, async () => {
     const listener = spawn('ip', ['netns', 'exec', wire, 'python3', '-I', '-c', LISTEN, PEER, '1.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     listener.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -159,7 +166,7 @@ describeWhen(`ontap-zone --mdns: NAME.local by multicast DNS, to real peers (${f
       const announcement = heard.find((m) => (m.flags & 0x8000) !== 0 && m.answers.some((a) => a.type === 1 && a.data === WEB_ADDED && a.ttl > 0));
       assert.ok(announcement, `no announcement of ${WEB_ADDED}: ${JSON.stringify(heard)}`);
       const ms = Number(BigInt(announcement.ns) - added) / 1e6;
-      assert.ok(ms < 100, `announced ${ms.toFixed(1)} ms after the address was added`);
+      assert.ok(ms < ANNOUNCE_BOUND_MS, `announced ${ms.toFixed(1)} ms after the address was added`);
       assert.ok(announcement.answers.some((a) => a.type === 1 && a.data === WEB && a.cacheFlush), 'the whole set, with cache-flush');
     } finally {
       listener.kill('SIGKILL');
@@ -174,7 +181,8 @@ describeWhen(`ontap-zone --mdns: NAME.local by multicast DNS, to real peers (${f
     const killed = performance.now();
     await eventually('ontap-zone said goodbye', () => /event=mdns-stopped .*name=web /.test(zone!.log), 3000);
     await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - killed))));
-    assert.equal(await avahi!.resolveName('web.local', 4, 1500), undefined, 'avahi still resolves web.local a second after the workload died');
+    assert.equal(await avahi!.resolveName('web.local', 4, 1500), undefined,
+      `avahi still resolves web.local a second after the workload died:\n${zone!.log.split('\n').filter((l) => /mdns|link/.test(l)).slice(-12).join('\n')}\n${daemon!.log.split('\n').slice(-6).join('\n')}`);
   });
 });
 }
