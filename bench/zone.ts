@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestNamespaces, sweepStaleNamespaces } from '../test/helpers/netns.js';
 import { ONTAP_ZONE } from '../test/helpers/zone.js';
+import { batchEach } from '../test/helpers/many-workloads.js';
 import { octal } from '../src/ontap-zone/tinydns.js';
 import { parseIPv6 } from '../src/ontap-zone/classify.js';
 
@@ -45,24 +46,6 @@ function must(args: string[], input?: string): string {
   const r = run(args, input);
   if (r.status !== 0) throw new Error(`${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
   return r.stdout;
-}
-
-/** Runs `ip -n NS -batch -` for many namespaces, `parallel` at a time. */
-async function batchEach(items: Array<{ ns: string; lines: string[] }>, parallel = 8): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await new Promise<void>((resolve, reject) => {
-        const c = spawn('ip', ['-n', item.ns, '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-        let err = '';
-        c.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ip -n ${item.ns} -batch: ${code}: ${err}`))));
-        c.stdin.end(item.lines.join('\n') + '\n');
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, worker));
 }
 
 interface Addresses { wan4: string; lan4: string; wan6: string; lan6: string }

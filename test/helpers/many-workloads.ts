@@ -22,7 +22,7 @@ function must(args: string[], input: string): void {
 }
 
 /** Runs `ip -n NS -batch -` for many namespaces, `parallel` at a time. */
-async function batchEach(items: Array<{ ns: string; lines: string[] }>, parallel: number): Promise<void> {
+export async function batchEach(items: Array<{ ns: string; lines: string[] }>, parallel = 8): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {

@@ -3,36 +3,9 @@
  * -c. ASK sends one query over multicast (legacy: from a port other than 5353; qu: from 5353 with
  * the unicast-response bit) and prints the reply it got as JSON (or null after 3 s).
  */
-/** Python (standard library only): DNS names and messages, enough to read mDNS answers. */
-export const DNS_PY = String.raw`
-import json, socket, struct, sys, time
-def encode(n):
-    return b''.join(bytes([len(l)]) + l.encode() for l in n.split('.')) + b'\0'
-def read_name(buf, off):
-    labels, jumps, end = [], 0, None
-    while True:
-        n = buf[off]
-        if n & 0xc0 == 0xc0:
-            if end is None: end = off + 2
-            off = ((n & 0x3f) << 8) | buf[off + 1]; jumps += 1
-            if jumps > 50: raise ValueError('loop')
-            continue
-        if n == 0:
-            return '.'.join(labels), (end if end is not None else off + 1)
-        labels.append(buf[off + 1:off + 1 + n].decode()); off += 1 + n
-def parse(data):
-    rid, flags, qd, an, ns, ar = struct.unpack('!6H', data[:12])
-    off, questions, records = 12, [], []
-    for _ in range(qd):
-        n, off = read_name(data, off); questions.append(n); off += 4
-    for _ in range(an + ns + ar):
-        n, off = read_name(data, off)
-        t, c, ttl, rdlen = struct.unpack('!HHIH', data[off:off + 10]); off += 10
-        rd = data[off:off + rdlen]; off += rdlen
-        text = socket.inet_ntop(socket.AF_INET, rd) if t == 1 else socket.inet_ntop(socket.AF_INET6, rd) if t == 28 else rd.hex()
-        records.append({'name': n, 'type': t, 'cacheFlush': bool(c & 0x8000), 'ttl': ttl, 'data': text})
-    return {'id': rid, 'flags': flags, 'questions': questions, 'answers': records[:an], 'additionals': records[an + ns:]}
-`;
+import { DNS_PY } from './mdns-wire.js';
+
+export { DNS_PY };
 
 export const ASK = DNS_PY + String.raw`
 # ASK MODE NAME QTYPE FAMILY SOURCE: SOURCE is the IPv4 address to send from, or (6) the interface.

@@ -2,9 +2,10 @@
  * Looking at a running workload from outside: its credentials, its namespaces, its address, and a
  * page fetched from it over the network (busybox wget in another namespace).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { eventually } from './netns.js';
+import { ONTAP } from './ontapd.js';
 
 /** busybox-static: httpd stands in for darkhttpd (not packaged in Debian), wget fetches from it. */
 export const BUSYBOX = '/bin/busybox';
@@ -68,4 +69,23 @@ export async function fetchOverLinkLocal(ns: string, ifname: string, address: st
   const r = spawnSync('ip', ['netns', 'exec', ns, BUSYBOX, 'wget', '-q', '-O', '-', `http://[${address}%${ifname}]${path}`], { encoding: 'utf8', timeout: 30000 });
   if (r.status !== 0) throw new Error(`wget from ${ns}: ${r.status} ${r.signal ?? ''} ${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * `ontap -t TYPE -n NAME SOCKET` in namespace ns, its device given `cidr`, held until the returned
+ * process is killed. Resolves with the holder and the device's name once the address is on it.
+ */
+export async function startAddressedWorkload(ns: string, type: string, name: string, socket: string, cidr: string): Promise<{ holder: ChildProcess; ifname: string }> {
+  const holder = spawn('ip', ['netns', 'exec', ns, process.execPath, ONTAP, '-t', type, '-n', name, socket, '--',
+    'sh', '-c', `ip addr add ${cidr} dev "$ONTAP_IFNAME" && echo "ifname=$ONTAP_IFNAME" && exec sleep 600`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const ifname = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    holder.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /ifname=(\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    holder.on('exit', (code) => reject(new Error(`ontap exited with ${code}`)));
+  });
+  return { holder, ifname };
 }

@@ -10,10 +10,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { AvahiPeer, avahiMissing } from '../helpers/avahi.js';
 import { TestNamespaces, eventually, ip, sweepStaleNamespaces } from '../helpers/netns.js';
-import { ONTAP, TestDaemon } from '../helpers/ontapd.js';
+import { TestDaemon } from '../helpers/ontapd.js';
 import { TestZone } from '../helpers/zone.js';
-import { usableLinkLocal } from '../helpers/workload.js';
-import { ASK, DNS_PY, type MdnsReply } from '../helpers/mdns-client.js';
+import { startAddressedWorkload, usableLinkLocal } from '../helpers/workload.js';
+import { ASK, type MdnsReply } from '../helpers/mdns-client.js';
+import { LISTEN } from '../helpers/mdns-wire.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
 
 /**
@@ -28,25 +29,6 @@ const PEER = `${NET}.1`;
 const WEB = `${NET}.5`;
 const WEB_ADDED = `${NET}.6`;
 
-/** Every mDNS response heard on the wire side for SECONDS, each with its CLOCK_MONOTONIC time (ns). */
-const LISTEN = DNS_PY + String.raw`
-source, seconds = sys.argv[1], float(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-s.bind(('224.0.0.251', 5353))
-s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton('224.0.0.251') + socket.inet_aton(source))
-print('ready', flush=True)
-end = time.monotonic() + seconds
-while time.monotonic() < end:
-    s.settimeout(max(0.01, end - time.monotonic()))
-    try:
-        data, peer = s.recvfrom(9000)
-    except socket.timeout:
-        break
-    out = parse(data); out['from'] = peer; out['ns'] = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-    print(json.dumps(out), flush=True)
-`;
 
 type Reply = MdnsReply;
 
@@ -78,20 +60,7 @@ describeWhen(`ontap-zone --mdns: NAME.local by multicast DNS, to real peers (${f
 
   /** `ontap -t FAMILY -n web` in `work`, giving its device WEB; resolves once the address is there. */
   async function startWorkload(): Promise<void> {
-    holder = spawn('ip', ['netns', 'exec', work, process.execPath, ONTAP, '-t', family, '-n', 'web', daemon!.socket(), '--',
-      'sh', '-c', `ip addr add ${WEB}/24 dev "$ONTAP_IFNAME" && echo "ifname=$ONTAP_IFNAME" && exec sleep 600`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    await new Promise<void>((resolve, reject) => {
-      holder!.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /ifname=(\S+)/.exec(out);
-        if (m) {
-          ifname = m[1]!;
-          resolve();
-        }
-      });
-      holder!.on('exit', (code) => reject(new Error(`ontap exited with ${code}`)));
-    });
+    ({ holder, ifname } = await startAddressedWorkload(work, family, 'web', daemon!.socket(), `${WEB}/24`));
     linkLocal = await usableLinkLocal(['ip', 'netns', 'exec', work]);
   }
 

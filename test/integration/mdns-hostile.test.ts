@@ -9,10 +9,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { CLASS_IN, FLAG_AA, FLAG_QR, TYPE, encodeMessage, type Message } from '../../src/mdns/dns.js';
 import { TestNamespaces, eventually, ip, sweepStaleNamespaces } from '../helpers/netns.js';
-import { ONTAP, TestDaemon } from '../helpers/ontapd.js';
+import { TestDaemon } from '../helpers/ontapd.js';
+import { startAddressedWorkload } from '../helpers/workload.js';
 import { TestZone } from '../helpers/zone.js';
 import { blast, blastAsync, cpuMs, listen, rssKiB, type BlastJob } from '../helpers/mdns-wire.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
@@ -191,20 +192,7 @@ describeWhen('ontap-zone --mdns against a hostile link', reason, () => {
     await daemon.start();
     zone = new TestZone(host, ['--domain', 'hostile.test', '--mdns']);
     await zone.start();
-    holder = spawn('ip', ['netns', 'exec', work, process.execPath, ONTAP, '-t', 'macvlan', '-n', 'web', daemon.socket(), '--',
-      'sh', '-c', `ip addr add ${WEB}/24 dev "$ONTAP_IFNAME" && echo "ifname=$ONTAP_IFNAME" && exec sleep 600`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    await new Promise<void>((resolve, reject) => {
-      holder!.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /ifname=(\S+)/.exec(out);
-        if (m) {
-          ifname = m[1]!;
-          resolve();
-        }
-      });
-      holder!.on('exit', (code) => reject(new Error(`ontap exited with ${code}`)));
-    });
+    ({ holder, ifname } = await startAddressedWorkload(work, 'macvlan', 'web', daemon.socket(), `${WEB}/24`));
     // A route back to the off-link network: a reply to it could leave, so silence is the source check's.
     ip('-n', work, 'route', 'add', `${OFF_NET}.0/24`, 'dev', ifname);
     await eventually('the responder established web.local', () => /event=mdns-established .*mdns=web\.local/.test(zone!.log), 5000)
