@@ -119,6 +119,8 @@ export class LinkResponder {
   private base: string;
   private attempt = 1;
   private records: RecordSet;
+  /** Moves whenever `records` is replaced (new addresses, a new name): ownedNames() may differ. */
+  private version = 0;
   private stateNow: ResponderState = 'waiting';
   private timer: Timer | undefined;
   private updateTimer: Timer | undefined;
@@ -152,6 +154,16 @@ export class LinkResponder {
     return this.records.name;
   }
 
+  /** Moves whenever the records change; ownedNames() can differ only when it has. */
+  get recordsVersion(): number {
+    return this.version;
+  }
+
+  /** The lowercase owner names of every record we publish now: the name and the reverse names. */
+  ownedNames(): string[] {
+    return [...this.records.byName.keys()];
+  }
+
   get label(): string {
     return this.attempt === 1 ? this.base : `${this.base}-${this.attempt}`;
   }
@@ -166,6 +178,7 @@ export class LinkResponder {
   update(addresses: readonly LinkAddress[]): void {
     const before = this.records;
     this.records = recordSet(before.name, addresses);
+    this.version++;
     if (this.stateNow !== 'announcing' && this.stateNow !== 'established') return;
     const now = new Set(this.records.all.map(recordKey));
     const gone = before.all.filter((r) => !now.has(recordKey(r)));
@@ -266,6 +279,7 @@ export class LinkResponder {
     const from = this.records.name;
     this.attempt++;
     this.records = recordSet(localName(this.label), this.currentAddresses());
+    this.version++;
     this.announced = false;
     this.multicastAt.clear();
     this.opts.events?.renamed?.(from, this.records.name, reason);

@@ -42,6 +42,8 @@ export const IP_MULTICAST_LOOP = 34;
 /** Value: struct ip_mreqn { imr_multiaddr, imr_address, int imr_ifindex } (12 bytes). */
 export const IP_ADD_MEMBERSHIP = 35;
 export const IP_DROP_MEMBERSHIP = 36;
+/** Off: a socket gets multicast only for the groups it joined itself (on by default: every group its namespace joined). */
+export const IP_MULTICAST_ALL = 49;
 
 export const IPV6_UNICAST_HOPS = 16;
 /** Value: an int ifindex. */
@@ -52,6 +54,8 @@ export const IPV6_MULTICAST_LOOP = 19;
 export const IPV6_JOIN_GROUP = 20;
 export const IPV6_LEAVE_GROUP = 21;
 export const IPV6_V6ONLY = 26;
+/** As IP_MULTICAST_ALL, for IPv6 (Linux 4.20). */
+export const IPV6_MULTICAST_ALL = 29;
 export const IPV6_RECVPKTINFO = 49;
 export const IPV6_PKTINFO = 50;
 export const IPV6_RECVHOPLIMIT = 51;

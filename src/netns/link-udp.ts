@@ -10,7 +10,7 @@ import { endianness } from 'node:os';
 import {
   AF_INET, AF_INET6, IP_ADD_MEMBERSHIP, IP_MULTICAST_IF, IP_MULTICAST_LOOP, IP_MULTICAST_TTL, IP_PKTINFO,
   IP_RECVTTL, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, IPV6_JOIN_GROUP, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_IF,
-  IPV6_MULTICAST_LOOP, IPV6_RECVHOPLIMIT, IPV6_RECVPKTINFO, IPV6_V6ONLY, SO_BINDTODEVICE, SO_BINDTOIFINDEX,
+  IPV6_MULTICAST_LOOP, IPV6_RECVHOPLIMIT, IP_MULTICAST_ALL, IPV6_MULTICAST_ALL, IPV6_RECVPKTINFO, IPV6_V6ONLY, SO_BINDTODEVICE, SO_BINDTOIFINDEX,
   SO_BROADCAST, SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET,
 } from '../native/constants.js';
 import { asNativeError, native } from '../native/index.js';
@@ -26,8 +26,14 @@ export interface LinkSocketOptions {
   ifindex: number;
   /** Bound on the wildcard address. */
   port: number;
-  /** A multicast group to join on the device (224.0.0.251, ff02::fb, ...). */
+  /** A multicast group to join on the device (224.0.0.251, ff02::fb, ...); joinLinkGroup joins later. */
   group?: string;
+  /**
+   * IP_MULTICAST_ALL / IPV6_MULTICAST_ALL: off, the socket receives multicast only for the groups
+   * it joined itself, not every group some other socket of the namespace joined (the kernel's
+   * default, on). Unicast to the socket's port arrives either way.
+   */
+  multicastAll?: boolean;
   /** IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS; the kernel's default (1) when absent. */
   multicastHops?: number;
   /** IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP; the kernel's default (on) when absent. */
@@ -48,6 +54,7 @@ export type LinkSocketStep =
   | 'multicast-if'
   | 'multicast-hops'
   | 'multicast-loop'
+  | 'multicast-all'
   | 'broadcast'
   | 'bind'
   | 'join';
@@ -157,6 +164,10 @@ export function openLinkSocket(opts: LinkSocketOptions): number {
         step = 'multicast-loop';
         nb.setsockoptInt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, opts.multicastLoop ? 1 : 0);
       }
+      if (opts.multicastAll !== undefined) {
+        step = 'multicast-all';
+        nb.setsockoptInt(fd, IPPROTO_IP, IP_MULTICAST_ALL, opts.multicastAll ? 1 : 0);
+      }
     } else {
       step = 'v6only';
       nb.setsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
@@ -174,6 +185,10 @@ export function openLinkSocket(opts: LinkSocketOptions): number {
         step = 'multicast-loop';
         nb.setsockoptInt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, opts.multicastLoop ? 1 : 0);
       }
+      if (opts.multicastAll !== undefined) {
+        step = 'multicast-all';
+        nb.setsockoptInt(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, opts.multicastAll ? 1 : 0);
+      }
     }
     if (opts.broadcast === true) {
       step = 'broadcast';
@@ -183,13 +198,33 @@ export function openLinkSocket(opts: LinkSocketOptions): number {
     nb.bindInet(fd, family, family === 4 ? '0.0.0.0' : '::', opts.port);
     if (group !== undefined) {
       step = 'join';
-      if (family === 4) nb.setsockoptBytes(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, ipMreqn(group, ifindex));
-      else nb.setsockoptBytes(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, ipv6Mreq(group, ifindex));
+      join(fd, family, group, ifindex);
     }
     return fd;
   } catch (e) {
     nb.close(fd);
     return rethrow(e, step, ifname, family);
+  }
+}
+
+function join(fd: number, family: 4 | 6, group: Uint8Array, ifindex: number): void {
+  const nb = native();
+  if (family === 4) nb.setsockoptBytes(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, ipMreqn(group, ifindex));
+  else nb.setsockoptBytes(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, ipv6Mreq(group, ifindex));
+}
+
+/**
+ * Joins `group` on the device of a socket openLinkSocket made (ifindex in the socket's namespace):
+ * a socket opened without a group can become its link's listener later. LinkSocketError on failure
+ * (the socket stays open and as it was).
+ */
+export function joinLinkGroup(fd: number, family: 4 | 6, group: string, ifindex: number, ifname: string): void {
+  const bytes = parseAddress(family, group);
+  if (bytes === undefined) throw new LinkSocketError('join', 'EINVAL', EINVAL, ifname, family, `group is not an IPv${family} address: ${JSON.stringify(group)}`);
+  try {
+    join(fd, family, bytes, ifindex);
+  } catch (e) {
+    rethrow(e, 'join', ifname, family);
   }
 }
 

@@ -89,8 +89,8 @@ async function main(): Promise<number> {
         return;
       }
       const all = mdns.status();
-      log.info('status', { responders: all.length, ...mdns.stats });
-      for (const r of all) log.info('mdns-status', { nsid: r.nsid, ifname: r.ifname, name: r.label, mdns: r.name, state: r.state });
+      log.info('status', { responders: all.length, ...mdns.segmentStats(), ...mdns.stats });
+      for (const r of all) log.info('mdns-status', { nsid: r.nsid, ifname: r.ifname, name: r.label, mdns: r.name, state: r.state, listens: r.listens });
     });
     service.start().then(
       () => {

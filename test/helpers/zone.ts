@@ -10,6 +10,11 @@ import { ROOT } from './ontapd.js';
 
 export const ONTAP_ZONE = join(ROOT, 'dist/src/ontap-zone/main.js');
 
+/** Flags for ontap-zone's node from ONTAP_TEST_ZONE_NODE_FLAGS (space-separated): "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+function zoneNodeFlags(): string[] {
+  return (process.env.ONTAP_TEST_ZONE_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+}
+
 export function commandPath(cmd: string): string | undefined {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : undefined;
@@ -57,7 +62,7 @@ export class TestZone {
    */
   async start(timeoutMs = 15000, beforeExec?: (pid: number) => void): Promise<void> {
     const logFd = openSync(this.logPath, 'a');
-    const argv = ['ip', 'netns', 'exec', this.ns, process.execPath, ONTAP_ZONE, '--output', this.file, '--verbosity=debug', ...this.args];
+    const argv = ['ip', 'netns', 'exec', this.ns, process.execPath, ...zoneNodeFlags(), ONTAP_ZONE, '--output', this.file, '--verbosity=debug', ...this.args];
     const child = beforeExec === undefined
       ? spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', logFd] })
       : spawn('sh', ['-c', 'read go && exec "$@" </dev/null', 'sh', ...argv], { stdio: ['pipe', 'ignore', logFd] });

@@ -114,11 +114,13 @@ describeWhen(`ontap-zone --mdns: NAME.local by multicast DNS, to real peers (${f
     assert.equal(await avahi.resolveAddress(WEB, 3000), 'web.local');
   });
 
-  test('SIGUSR1: one line per responder with the name it answers for and its state', async () => {
+  test('SIGUSR1: one line per responder with the name it answers for, its state and what it listens on; no send failed', async () => {
     process.kill(zone!.pid, 'SIGUSR1');
-    await eventually('the status lines', () => /event=mdns-status nsid=\d+ ifname=\S+ name=web mdns=web\.local state=established/.test(zone!.log), 5000)
+    // The only device of its segment listens for both families.
+    await eventually('the status lines', () => /event=mdns-status nsid=\d+ ifname=\S+ name=web mdns=web\.local state=established listens=4,6/.test(zone!.log), 5000)
       .catch((e: Error) => assert.fail(`${e.message}\n${zone!.log.slice(-2000)}`));
-    assert.match(zone!.log, /event=status responders=1 received=\d+ undecodable=0 offLink=\d+ sent=\d+ sendFailed=\d+/);
+    // sendFailed=0: nothing is sent on a family the link has no source address of yet (IPv6 during DAD).
+    assert.match(zone!.log, /event=status responders=1 segments=1 listeners=2 received=\d+ undecodable=0 offLink=\d+ sent=\d+ sendFailed=0 dispatched=\d+/);
   });
 
   test(`an address added in the workload is announced within ${ANNOUNCE_BOUND_MS} ms (unasked), and avahi has it`, async () => {
