@@ -153,7 +153,8 @@ export class MdnsService {
       if (!ns) continue;
       for (const l of w.links) {
         const link = ns.links.get(l.ifindex);
-        if (!link?.up) continue;
+        // §13: a link that lost its carrier is left; when it is back, its name is probed and announced anew.
+        if (!link?.up || !link.running) continue;
         const { addresses, prefixes } = linkAddresses(ns, l.ifindex, model.maxAddresses);
         if (addresses.length === 0) continue;
         const key = `${ns.instance}/${l.ifindex}`;

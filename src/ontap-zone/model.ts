@@ -17,14 +17,17 @@ import type { Address, Link } from '../netns/types.js';
 import { classifyBytes, parseAddress, SCOPE_HOST, type AddressClass } from './classify.js';
 import { DEFAULT_MAX_ADDRESSES, LinkRanks, slotOf, type PublishedClass } from './rank.js';
 
-/** IFF_UP (linux/if.h). */
+/** IFF_UP, IFF_RUNNING (linux/if.h). */
 const IFF_UP = 0x1;
+const IFF_RUNNING = 0x40;
 
 export interface LinkState {
   ifindex: number;
   ifname: string;
   alias: string | undefined;
   up: boolean;
+  /** IFF_RUNNING: it has a carrier (a macvlan or ipvlan loses it with its uplink's). */
+  running: boolean;
   touched: number;
 }
 
@@ -170,6 +173,7 @@ export class ZoneModel {
     const prev = ns.links.get(link.ifindex);
     const alias = link.alias === '' ? undefined : link.alias;
     const up = (link.flags & IFF_UP) !== 0;
+    const running = (link.flags & IFF_RUNNING) !== 0;
     const t = this.next();
     if (prev) {
       if (prev.alias !== alias) {
@@ -180,14 +184,16 @@ export class ZoneModel {
         if (alias !== undefined) this.joinWorkload(ns, alias, link.ifindex);
       }
       // The file names a workload's links in a comment: a rename of a named link changes it too.
-      if (alias !== undefined && (prev.alias !== alias || prev.up !== up || prev.ifname !== link.ifname)) this.changed(ns, alias);
+      // The carrier does not change the file, but the mDNS responders follow it (RFC 6762 §13).
+      if (alias !== undefined && (prev.alias !== alias || prev.up !== up || prev.running !== running || prev.ifname !== link.ifname)) this.changed(ns, alias);
       prev.ifname = link.ifname;
       prev.alias = alias;
       prev.up = up;
+      prev.running = running;
       prev.touched = t;
       return;
     }
-    ns.links.set(link.ifindex, { ifindex: link.ifindex, ifname: link.ifname, alias, up, touched: t });
+    ns.links.set(link.ifindex, { ifindex: link.ifindex, ifname: link.ifname, alias, up, running, touched: t });
     if (alias !== undefined) {
       this.joinWorkload(ns, alias, link.ifindex);
       this.changed(ns, alias);

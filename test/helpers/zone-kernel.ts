@@ -9,7 +9,13 @@ import { HeaderFlag, PolicyEncoder, decodeAttrs, type NetlinkMessage } from '../
 import { AF, IFA, IFLA, NETNSA, RTM, addrPolicy, encodeIfAddr, encodeIfInfo, linkPolicy, nsidPolicy, IFADDRMSG_LEN, IFINFOMSG_LEN } from '../../src/netns/rtnl/index.js';
 import { parseAddress } from '../../src/ontap-zone/classify.js';
 
-export interface FakeLink { ifindex: number; ifname: string; alias?: string; up?: boolean }
+/** `up` (default true): IFF_UP; `running` (default: as up): IFF_RUNNING, the carrier an up link reports. */
+export interface FakeLink { ifindex: number; ifname: string; alias?: string; up?: boolean; running?: boolean }
+
+export function fakeLinkFlags(l: FakeLink): number {
+  const up = l.up !== false;
+  return (up ? 0x1 : 0) | (up && l.running !== false ? 0x40 : 0);
+}
 export interface FakeAddress { ifindex: number; family: 4 | 6; address: string; prefixLength?: number; flags?: number; scope?: number }
 
 export function linkPayload(l: FakeLink, targetNsid?: number): Buffer {
@@ -17,7 +23,7 @@ export function linkPayload(l: FakeLink, targetNsid?: number): Buffer {
   e.put(IFLA.IFNAME, l.ifname);
   if (l.alias !== undefined) e.put(IFLA.IFALIAS, l.alias);
   e.maybe(IFLA.TARGET_NETNSID, targetNsid);
-  return Buffer.concat([encodeIfInfo({ index: l.ifindex, flags: l.up === false ? 0 : 1 }), e.encode()]);
+  return Buffer.concat([encodeIfInfo({ index: l.ifindex, flags: fakeLinkFlags(l) }), e.encode()]);
 }
 
 export function addressPayload(a: FakeAddress, targetNsid?: number): Buffer {

@@ -145,15 +145,38 @@ describeWhen(`ontap-zone --mdns: NAME.local by multicast DNS, to real peers (${f
     assert.equal(await avahi!.resolveAddress(WEB_ADDED, 3000), 'web.local');
   });
 
+  test('the uplink loses its carrier and gets it back: the responder leaves the link, then probes and announces anew (§13); avahi resolves it', async () => {
+    const established = () => zone!.log.match(/event=mdns-established .*name=web mdns=web\.local/g)?.length ?? 0;
+    const before = established();
+    const from = zone!.log.length;
+    // peer0 down: up0 (a veth) has no carrier, nor has its ${family} device in the workload.
+    ip('-n', wire, 'link', 'set', 'peer0', 'down');
+    try {
+      await eventually('the responder left the link', () => /event=mdns-stopped .*name=web reason=unpublished/.test(zone!.log.slice(from)), 3000)
+        .catch((e: Error) => assert.fail(`${e.message}\n${zone!.log.slice(from)}`));
+      assert.equal(established(), before);
+    } finally {
+      ip('-n', wire, 'link', 'set', 'peer0', 'up');
+    }
+    await eventually('web.local probed and established again', () => established() === before + 1, 5000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${zone!.log.slice(from)}`));
+    const resolved = await avahi!.resolveName('web.local', 4, 5000);
+    // avahi-resolve prints one of the name's addresses.
+    assert.ok(resolved !== undefined && resolved.length > 0 && resolved.every((a) => a === WEB || a === WEB_ADDED),
+      `avahi resolves web.local after the carrier came back: ${JSON.stringify(resolved)}`);
+  });
+
   test('the workload killed (SIGKILL): avahi forgets web.local within a second (a goodbye, not its 120 s cache)', async () => {
     const before = await avahi!.resolveName('web.local', 4, 3000);
     assert.ok(before !== undefined && before.every((a) => a === WEB || a === WEB_ADDED), `resolved before: ${JSON.stringify(before)}`);
+    const from = zone!.log.length;
     holder!.kill('SIGKILL');
     const killed = performance.now();
-    await eventually('ontap-zone said goodbye', () => /event=mdns-stopped .*name=web /.test(zone!.log), 3000);
-    await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - killed))));
+    await eventually('ontap-zone said goodbye', () => /event=mdns-stopped .*name=web /.test(zone!.log.slice(from)), 3000);
+    const goodbyeMs = performance.now() - killed;
+    await new Promise((r) => setTimeout(r, Math.max(0, 1000 - goodbyeMs)));
     assert.equal(await avahi!.resolveName('web.local', 4, 1500), undefined,
-      `avahi still resolves web.local a second after the workload died:\n${zone!.log.split('\n').filter((l) => /mdns|link/.test(l)).slice(-12).join('\n')}\n${daemon!.log.split('\n').slice(-6).join('\n')}`);
+      `avahi still resolves web.local a second after the workload died (goodbye seen in the log ${goodbyeMs.toFixed(0)} ms after the kill):\n${zone!.log.split('\n').filter((l) => /mdns|link/.test(l)).slice(-12).join('\n')}\n${daemon!.log.split('\n').slice(-6).join('\n')}`);
   });
 });
 }

@@ -5,7 +5,7 @@ import { RTNLGRP } from '../../src/netns/rtnl/index.js';
 import { ZoneModel } from '../../src/ontap-zone/model.js';
 import { RtnlWatch } from '../../src/ontap-zone/rtnl-watch.js';
 import { ZoneWatcher } from '../../src/ontap-zone/watcher.js';
-import { ZoneKernel, linkPayload, nsidPayload, settle, type NsState } from '../helpers/zone-kernel.js';
+import { ZoneKernel, fakeLinkFlags, linkPayload, nsidPayload, settle, type NsState } from '../helpers/zone-kernel.js';
 import { message } from '../fixtures/netlink/fake-kernel.js';
 
 const quiet = { debug() {}, info() {}, warn() {} };
@@ -50,7 +50,7 @@ function kernelView(zk: ZoneKernel, skip: number[] = []): unknown {
     .sort(([a], [b]) => a - b)
     .map(([nsid, s]: [number, NsState]) => ({
       nsid,
-      links: [...s.links.values()].sort((a, b) => a.ifindex - b.ifindex).map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, alias: l.alias, up: l.up ?? true })),
+      links: [...s.links.values()].sort((a, b) => a.ifindex - b.ifindex).map((l) => ({ ifindex: l.ifindex, ifname: l.ifname, alias: l.alias, up: l.up ?? true, running: (fakeLinkFlags(l) & 0x40) !== 0 })),
       addresses: [...s.addresses.values()]
         .map((a) => ({ ifindex: a.ifindex, family: a.family, address: a.address, prefixLength: a.prefixLength ?? (a.family === 4 ? 24 : 64), scope: a.scope ?? 0, flags: a.flags ?? 0x80 }))
         .sort((a, b) => a.ifindex - b.ifindex || a.address.localeCompare(b.address) || a.prefixLength - b.prefixLength),
