@@ -75,9 +75,13 @@ export async function fetchOverLinkLocal(ns: string, ifname: string, address: st
  * `ontap -t TYPE -n NAME SOCKET` in namespace ns, its device given `cidr`, held until the returned
  * process is killed. Resolves with the holder and the device's name once the address is on it.
  */
-export async function startAddressedWorkload(ns: string, type: string, name: string, socket: string, cidr: string): Promise<{ holder: ChildProcess; ifname: string }> {
+export async function startAddressedWorkload(ns: string, type: string, name: string, socket: string, cidr: string,
+  opts: { untilStdinCloses?: boolean } = {}): Promise<{ holder: ChildProcess; ifname: string }> {
+  // untilStdinCloses: the command ends by itself, exit 0, when the holder's stdin is closed.
+  const rest = opts.untilStdinCloses === true ? 'read _ ; exit 0' : 'exec sleep 600';
   const holder = spawn('ip', ['netns', 'exec', ns, process.execPath, ONTAP, '-t', type, '-n', name, socket, '--',
-    'sh', '-c', `ip addr add ${cidr} dev "$ONTAP_IFNAME" && echo "ifname=$ONTAP_IFNAME" && exec sleep 600`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    'sh', '-c', `ip addr add ${cidr} dev "$ONTAP_IFNAME" && echo "ifname=$ONTAP_IFNAME" && ${rest}`],
+  { stdio: [opts.untilStdinCloses === true ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   const ifname = await new Promise<string>((resolve, reject) => {
     let out = '';
     holder.stdout!.on('data', (d: Buffer) => {

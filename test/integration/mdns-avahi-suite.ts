@@ -28,6 +28,7 @@ const NET = '10.204.0';
 const PEER = `${NET}.1`;
 const WEB = `${NET}.5`;
 const WEB_ADDED = `${NET}.6`;
+const WEB3 = `${NET}.7`;
 
 
 type Reply = MdnsReply;
@@ -164,6 +165,29 @@ describeWhen(`ontap-zone --mdns: NAME.local by multicast DNS, to real peers (${f
     // avahi-resolve prints one of the name's addresses.
     assert.ok(resolved !== undefined && resolved.length > 0 && resolved.every((a) => a === WEB || a === WEB_ADDED),
       `avahi resolves web.local after the carrier came back: ${JSON.stringify(resolved)}`);
+  });
+
+  test('a workload whose command ends (exit 0): avahi forgets its name within a second', async () => {
+    const ns = nets.add('work3');
+    const w = await startAddressedWorkload(ns, family, 'web3', daemon!.socket(), `${WEB3}/24`, { untilStdinCloses: true });
+    const exited = new Promise((r) => w.holder.once('exit', r));
+    try {
+      await eventually('web3.local established', () => /event=mdns-established .*name=web3 mdns=web3\.local/.test(zone!.log), 10000)
+        .catch((e: Error) => assert.fail(`${e.message}\n${zone!.log.slice(-2000)}`));
+      assert.deepEqual(await avahi!.resolveName('web3.local', 4, 3000), [WEB3]);
+      const from = zone!.log.length;
+      w.holder.stdin!.end();
+      await exited;
+      assert.equal(w.holder.exitCode, 0);
+      const ended = performance.now();
+      await eventually('ontap-zone said goodbye', () => /event=mdns-stopped .*name=web3 /.test(zone!.log.slice(from)), 3000);
+      const goodbyeMs = performance.now() - ended;
+      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - goodbyeMs)));
+      assert.equal(await avahi!.resolveName('web3.local', 4, 1500), undefined,
+        `avahi still resolves web3.local a second after the workload ended (goodbye seen ${goodbyeMs.toFixed(0)} ms after)`);
+    } finally {
+      w.holder.kill('SIGKILL');
+    }
   });
 
   test('the workload killed (SIGKILL): avahi forgets web.local within a second (a goodbye, not its 120 s cache)', async () => {
