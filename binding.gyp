@@ -12,7 +12,8 @@
         "native/netns.cc",
         "native/process.cc",
         "native/device.cc",
-        "native/closer.cc"
+        "native/closer.cc",
+        "native/uts.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

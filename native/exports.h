@@ -45,6 +45,9 @@ Napi::Value WriteFileInNetns(const Napi::CallbackInfo& info);
 Napi::Value SocketInNetns(const Napi::CallbackInfo& info);
 Napi::Value NsOwnerUserns(const Napi::CallbackInfo& info);
 
+// uts.cc: host names of UTS namespaces, read on a thread of our own
+Napi::Value UtsHostnames(const Napi::CallbackInfo& info);
+
 // closer.cc: closes that may block, on threads of our own; a unix socket closed at once when nothing is in flight
 Napi::Value CloseInBackground(const Napi::CallbackInfo& info);
 Napi::Value BackgroundCloses(const Napi::CallbackInfo& info);

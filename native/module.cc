@@ -10,7 +10,7 @@ namespace ontap {
 
 namespace {
 
-constexpr int kAbiVersion = 4;
+constexpr int kAbiVersion = 5;
 
 // index.ts hands over the NativeError class once, right after loading.
 Napi::Value SetErrorConstructor(const Napi::CallbackInfo& info) {
@@ -67,6 +67,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"socketInNetns", SocketInNetns},
       {"nsOwnerUserns", NsOwnerUserns},
       {"interfaceUp", InterfaceUp},
+      {"utsHostnames", UtsHostnames},
       {"closeInBackground", CloseInBackground},
       {"backgroundCloses", BackgroundCloses},
       {"closerStats", CloserStats},

@@ -65,9 +65,11 @@ class Poller : public Napi::ObjectWrap<Poller> {
       return env.Undefined();
     }
     int events = (info.Length() > 0 && info[0].ToBoolean().Value() ? UV_READABLE : 0) |
-                 (info.Length() > 1 && info[1].ToBoolean().Value() ? UV_WRITABLE : 0);
+                 (info.Length() > 1 && info[1].ToBoolean().Value() ? UV_WRITABLE : 0) |
+                 (info.Length() > 2 && info[2].ToBoolean().Value() ? UV_PRIORITIZED : 0);
     if (events == 0) return Stop(info);
     int r = uv_poll_start(&handle_->poll, events, OnPoll);
+    events_ = events;
     if (r < 0) {
       Throw(env, "uv_poll_start", -r);
       return env.Undefined();
@@ -118,6 +120,22 @@ class Poller : public Napi::ObjectWrap<Poller> {
     Napi::HandleScope scope(env);
     Napi::Object self = Value();  // kept alive by this scope even if Deactivate drops the ref
     Napi::Value err = env.Null();
+    bool priority = (events & UV_PRIORITIZED) != 0;
+    int fd = -1;
+    uv_fileno(reinterpret_cast<uv_handle_t*>(&handle_->poll), &fd);
+    int type = 0;
+    socklen_t typeLen = sizeof(type);
+    // A file that signals a change with POLLERR|POLLPRI (a sysctl under /proc/sys, e.g.
+    // kernel/hostname): libuv reports any POLLERR as EBADF and stops. For a prioritized watch on
+    // something that is not a socket, that is the event itself: watch again, report it.
+    if (status == UV_EBADF && (events_ & UV_PRIORITIZED) != 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &typeLen) < 0 && errno == ENOTSOCK) {
+      int r = uv_poll_start(&handle_->poll, events_, OnPoll);
+      if (r == 0) {
+        status = 0;
+        priority = true;
+      }
+    }
     if (status < 0) {
       // libuv stops the watcher on error. It also reports any POLLERR as EBADF; for a socket
       // the real cause (ENOBUFS after a netlink overrun, ECONNRESET, ...) is in SO_ERROR.
@@ -125,9 +143,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
       int code = -status;
       int soerr = 0;
       socklen_t len = sizeof(soerr);
-      int fd = -1;
-      if (status == UV_EBADF && uv_fileno(reinterpret_cast<uv_handle_t*>(&handle_->poll), &fd) == 0 &&
-          getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr != 0)
+      if (status == UV_EBADF && fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr != 0)
         code = soerr;
       err = MakeError(env, "poll", code);
     }
@@ -135,7 +151,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (!cb.IsFunction()) return;
     cb.As<Napi::Function>().MakeCallback(
         self,
-        {err, Napi::Boolean::New(env, (events & UV_READABLE) != 0), Napi::Boolean::New(env, (events & UV_WRITABLE) != 0)},
+        {err, Napi::Boolean::New(env, (events & UV_READABLE) != 0), Napi::Boolean::New(env, (events & UV_WRITABLE) != 0),
+         Napi::Boolean::New(env, priority)},
         context_);
     // Nothing up the stack can catch it: report it like any uncaught exception.
     if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
@@ -144,6 +161,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   Napi::AsyncContext context_;
   PollHandle* handle_ = nullptr;
   bool active_ = false;
+  int events_ = 0;
 };
 
 }  // namespace

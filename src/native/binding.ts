@@ -55,10 +55,12 @@ export interface PeerCred { pid: number; uid: number; gid: number }
 
 export interface Poller {
   /**
-   * Start (or change) watching: callback(err, readable, writable) on readiness. While started, the
-   * poller stays alive even if unreferenced (and keeps the event loop alive, like a socket).
+   * Start (or change) watching: callback(err, readable, writable, priority) on readiness. While
+   * started, the poller stays alive even if unreferenced (and keeps the event loop alive, like a
+   * socket). `priority` watches POLLPRI; on a file that is not a socket, the POLLERR|POLLPRI a
+   * /proc/sys file signals a change with is reported as `priority`, and the watch goes on.
    */
-  start(readable: boolean, writable: boolean): void;
+  start(readable: boolean, writable: boolean, priority?: boolean): void;
   stop(): void;
   /** Stop and release; the fd itself is not closed. Close the poller before closing the fd. */
   close(): void;
@@ -161,7 +163,13 @@ export interface NativeBinding {
    * the socket's pending error (SO_ERROR, e.g. ENOBUFS after a netlink overrun, which it consumes),
    * anything else libuv's EBADF. Syscall 'poll'.
    */
-  poll(fd: number, callback: (err: Error | null, readable: boolean, writable: boolean) => void): Poller;
+  poll(fd: number, callback: (err: Error | null, readable: boolean, writable: boolean, priority?: boolean) => void): Poller;
+  /**
+   * The host name (uname's nodename, raw bytes, at most 64) of each UTS namespace descriptor, read
+   * on a short-lived thread that joins each in turn; an errno number where setns or uname failed
+   * (EINVAL: not a UTS namespace). Needs CAP_SYS_ADMIN over the namespaces' owners.
+   */
+  utsHostnames(fds: number[]): Array<Buffer | number>;
   /** fcntl FD_CLOEXEC on/off. */
   setCloexec(fd: number, on: boolean): void;
   /**

@@ -6,7 +6,7 @@ import { NativeError } from './errors.js';
 export type { NativeBinding, RecvResult, InetDatagram, PeerCred, Poller, CloserStats } from './binding.js';
 export { NativeError, asNativeError, isErrno } from './errors.js';
 
-const ABI_VERSION = 4;
+const ABI_VERSION = 5;
 
 let loaded: NativeBinding | undefined;
 
