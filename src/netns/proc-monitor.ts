@@ -38,10 +38,11 @@ const INIT_NS_INODES: Array<[string, number]> = [
 ];
 
 /**
- * The kernel will not report process events to this monitor: not allowed (EPERM: Linux before 6.6
- * wants CAP_NET_ADMIN in the initial user namespace, at bind(2) already), or asked from a
- * namespace it ignores (ECONNREFUSED: the connector exists only in the initial network namespace;
- * code 'ENAMESPACE' for the initial user/pid namespace check), or an ack with an errno.
+ * The kernel will not report process events to this monitor: not allowed (EPERM: Linux 6.1 wants
+ * CAP_NET_ADMIN in the initial user namespace, at bind(2) already; 6.18 lets anyone subscribe),
+ * asked from a namespace it ignores (ECONNREFUSED: the connector exists only in the initial
+ * network namespace; code 'ENAMESPACE', no errno: open()'s initial user/pid namespace check), or
+ * refused in an ack (its errno).
  */
 export class ProcEventSubscribeError extends Error {
   /** Positive errno, when the kernel gave one. */
@@ -103,7 +104,7 @@ export interface ProcEventMonitor {
 export class ProcEventMonitor extends EventEmitter {
   private poller: Poller | undefined;
   private closed = false;
-  /** LISTEN was sent and not refused: close() must say IGNORE (Linux < 6.6 counts listeners globally). */
+  /** LISTEN was sent and not refused: close() must say IGNORE (6.1 keeps one global listener count, which an IGNORE without LISTEN would lower). */
   private listening = false;
   private acked = false;
   /** A loss was reported; 'overrun' waits until what was queued before it has been emitted. */
@@ -143,7 +144,7 @@ export class ProcEventMonitor extends EventEmitter {
       } catch (e) {
         const { code, errno } = errnoOf(e);
         if (code === 'EPERM') {
-          throw new ProcEventSubscribeError('process events: joining the connector group needs CAP_NET_ADMIN (Linux before 6.6)', code, errno, e);
+          throw new ProcEventSubscribeError('process events: joining the connector group needs CAP_NET_ADMIN on this kernel', code, errno, e);
         }
         throw e;
       }
@@ -170,7 +171,8 @@ export class ProcEventMonitor extends EventEmitter {
       try {
         this.send('ignore');
       } catch {
-        // The socket goes anyway; since 6.6 the kernel also forgets a closed socket's subscription.
+        // The socket goes anyway. On 6.1 the listener count then stays raised: the kernel keeps
+        // building events nobody reads (a cost, not a leak of ours to mend).
       }
     }
     this.nb.close(this.fd);

@@ -70,7 +70,7 @@ async function run(cmd: string, args: string[]): Promise<{ pid: number; code: nu
 
 export function procMonitorSuite(kernel: string): void {
   const reason = missing([
-    [isRoot, 'needs root (CAP_NET_ADMIN for the process events connector before Linux 6.6)'],
+    [isRoot, 'needs root (CAP_NET_ADMIN for the process events connector on Linux 6.1)'],
     [inInitialNamespaces, 'must run in the initial user and pid namespaces (the kernel ignores subscriptions from others)'],
     [() => hasCommand('python3'), 'needs python3 (a process with a thread)'],
   ]);
