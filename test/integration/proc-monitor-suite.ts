@@ -106,7 +106,16 @@ export function procMonitorSuite(kernel: string): void {
     test('a thread: its fork has childPid != childTgid, its exit exitSignal -1, before its process\'s exit', async () => {
       const m = monitor();
       const seen = record(m);
-      const script = 'import threading\nt = threading.Thread(target=lambda: print(threading.get_native_id(), flush=True))\nt.start()\nt.join()';
+      // join() returns when the thread's Python code is done, before the kernel has seen it exit
+      // (seen: the process's exit event first, now and then); once /proc/self/task/TID is gone its
+      // exit event has been queued (proc_exit_connector runs before the task is released).
+      const script = [
+        'import os, threading, time',
+        't = threading.Thread(target=lambda: print(threading.get_native_id(), flush=True))',
+        't.start()',
+        't.join()',
+        'while os.path.exists(f"/proc/self/task/{t.native_id}"): time.sleep(0.001)',
+      ].join('\n');
       const r = await run(PYTHON, ['-I', '-S', '-c', script]);
       assert.equal(r.code, 0);
       const tid = Number(r.stdout.trim());
