@@ -62,6 +62,8 @@ export const IPV6_RECVHOPLIMIT = 51;
 export const IPV6_HOPLIMIT = 52;
 
 export const NETLINK_ROUTE = 0;
+/** The kernel connector (linux/connector.h): process events are its CN_IDX_PROC group. */
+export const NETLINK_CONNECTOR = 11;
 export const SOL_NETLINK = 270;
 export const NETLINK_ADD_MEMBERSHIP = 1;
 export const NETLINK_DROP_MEMBERSHIP = 2;
