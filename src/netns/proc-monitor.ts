@@ -21,6 +21,12 @@ export interface ProcEventMonitorOptions {
   batch?: number;
   /** The addon; tests pass a fake. Default: native(). */
   binding?: NativeBinding;
+  /**
+   * Make the socket in this network namespace (a descriptor of it): the connector answers only
+   * in the initial one, and ontap-zone may run in another (its tests do; /proc/1/ns/net is the
+   * initial one wherever it runs in the initial pid namespace).
+   */
+  netnsFd?: number;
 }
 
 const DEFAULT_RCVBUF = 4 << 20;
@@ -128,7 +134,9 @@ export class ProcEventMonitor extends EventEmitter {
   static open(opts: ProcEventMonitorOptions = {}): ProcEventMonitor {
     const nb = opts.binding ?? native();
     if (opts.binding === undefined) checkNamespaces();
-    const fd = nb.socket(AF_NETLINK, SOCK_RAW, NETLINK_CONNECTOR, true);
+    const fd = opts.netnsFd === undefined
+      ? nb.socket(AF_NETLINK, SOCK_RAW, NETLINK_CONNECTOR, true)
+      : nb.socketInNetns(opts.netnsFd, AF_NETLINK, SOCK_RAW, NETLINK_CONNECTOR, true);
     let m: ProcEventMonitor;
     try {
       const rcvbuf = opts.rcvbuf ?? DEFAULT_RCVBUF;

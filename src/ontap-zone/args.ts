@@ -4,19 +4,20 @@ import { resolve } from 'node:path';
 import { isLevel, levels, type Level } from '../common/log.js';
 import { DNS_LABEL } from '../protocol/messages.js';
 import { parsePrefix, type Prefix } from './classify.js';
-import { DEFAULT_MAX_ADDRESSES } from './publish.js';
+import { DEFAULT_MAX_ADDRESSES, type NameSource } from './publish.js';
 import { DEFAULT_RCVBUF } from './rtnl-watch.js';
 import { LOCAL_ZONE, type ZoneConfig } from './tinydns.js';
 
 export const DEFAULT_TTL = 60;
 
-export const USAGE = `Usage: ontap-zone --domain DOMAIN [--lan PREFIX]... [--ttl SECONDS] [--output FILE] [--exec COMMAND] [--max-addresses N] [--mdns]
-       ontap-zone --mdns [--max-addresses N]
+export const USAGE = `Usage: ontap-zone --domain DOMAIN [--lan PREFIX]... [--ttl SECONDS] [--output FILE] [--exec COMMAND] [--max-addresses N] [--names SOURCE] [--mdns]
+       ontap-zone --mdns [--max-addresses N] [--names SOURCE]
 
 Publish DNS names for the named workloads of this host as tinydns-data, following their
-addresses as they change. A workload is a link with an alias (ontap -n NAME) in a network
-namespace that has an nsid in ontap-zone's namespace (ontapd gives one to every namespace it
-puts a device in). For a workload NAME:
+addresses as they change. A workload is a network namespace that has an nsid in ontap-zone's
+namespace (ontapd gives one to every namespace it puts a device in); its names are the aliases of
+its links (ontap -n NAME) and the host names of the UTS namespaces its processes are in (ontap
+--uts -n NAME, hostname(1); not the host's own). For a workload NAME:
 
   NAME.wan.DOMAIN   its global addresses
   NAME.lan.DOMAIN   its ULA (fc00::/7) and RFC 1918 addresses
@@ -37,6 +38,7 @@ Options:
   --once               write the file for the current state, run --exec, and exit
   --max-addresses N    addresses one workload publishes at most (default ${DEFAULT_MAX_ADDRESSES}); over it,
                        the first N in the file's order (wan, lan, local; IPv4 first; by address)
+  --names SOURCE       where names come from: alias, hostname or both (default both)
   --mdns               answer for NAME.local by multicast DNS on every workload's links
   --rcvbuf BYTES       netlink receive buffer (default ${DEFAULT_RCVBUF})
   --verbosity LEVEL    ${levels.join('|')} (default info)
@@ -56,6 +58,8 @@ export interface ZoneArgs {
   /** undefined: no file (--mdns without --domain or --output). */
   output: string | undefined;
   mdns: boolean;
+  /** --names: where workload names come from. */
+  names: NameSource;
   exec: string | undefined;
   once: boolean;
   maxAddresses: number;
@@ -102,6 +106,7 @@ export function parse(argv: string[]): ZoneArgs | 'help' | 'version' {
         ns: { type: 'string' },
         once: { type: 'boolean' },
         mdns: { type: 'boolean' },
+        names: { type: 'string' },
         'max-addresses': { type: 'string' },
         rcvbuf: { type: 'string' },
         verbosity: { type: 'string' },
@@ -130,6 +135,8 @@ export function parse(argv: string[]): ZoneArgs | 'help' | 'version' {
   if (values.exec !== undefined && values.exec.trim() === '') throw new UsageError('--exec needs a command');
   const output = values.output ?? 'data';
   if (output === '' || output.endsWith('/')) throw new UsageError(`--output must name a file, not "${output}"`);
+  const names = values.names ?? 'both';
+  if (names !== 'alias' && names !== 'hostname' && names !== 'both') throw new UsageError(`--names must be one of alias, hostname, both, not "${names}"`);
   const nameServer = values.ns === undefined ? `ns.${domain}` : parseDomain('--ns', values.ns);
   return {
     zone: {
@@ -141,6 +148,7 @@ export function parse(argv: string[]): ZoneArgs | 'help' | 'version' {
     },
     output: fileless ? undefined : resolve(output),
     mdns,
+    names,
     exec: values.exec,
     once: values.once ?? false,
     maxAddresses: values['max-addresses'] === undefined ? DEFAULT_MAX_ADDRESSES : integer('--max-addresses', values['max-addresses'], 1, 1 << 20),

@@ -6,6 +6,7 @@ import { addonOrExit } from '../common/addon.js';
 import { parse, USAGE, UsageError, type ZoneArgs } from './args.js';
 import { ZoneService, ZoneWriteError } from './service.js';
 import { MdnsService } from './mdns.js';
+import { UtsTracker } from './uts-tracker.js';
 import { native } from '../native/index.js';
 import { RouteSocket } from '../netns/route-socket.js';
 
@@ -39,13 +40,19 @@ async function main(): Promise<number> {
   let fatal: ((e: Error) => void) | undefined;
   let service: ZoneService;
   let nsids: RouteSocket | undefined;
+  let uts: UtsTracker | undefined;
   try {
     // The responders find each workload's namespace by its nsid (RTM_GETNSID on this socket).
-    nsids = args.mdns ? RouteSocket.open() : undefined;
+    nsids = args.mdns || args.names !== 'alias' ? RouteSocket.open() : undefined;
+    // Host names: the tracker tells the service, which is made next.
+    const hostnames = args.names !== 'alias' ? new UtsTracker(native(), nsids!, log, () => service.hostnamesChanged()) : undefined;
+    uts = hostnames;
     service = new ZoneService({
       zone: args.zone,
       output: args.output,
-      mdns: nsids ? new MdnsService(native(), nsids, log) : undefined,
+      names: args.names,
+      hostnames,
+      mdns: args.mdns ? new MdnsService(native(), nsids!, log) : undefined,
       exec: args.exec,
       rcvbuf: args.rcvbuf,
       maxAddresses: args.maxAddresses,
@@ -55,7 +62,7 @@ async function main(): Promise<number> {
     log.error('netlink-failed', { error: (e as Error).message });
     return ExitCode.osErr;
   }
-  log.info('starting', { domain: args.output === undefined ? undefined : args.zone.domain, file: args.output, mdns: args.mdns || undefined, lan: args.zone.lan.length, ttl: args.zone.ttl, max_addresses: args.maxAddresses, exec: args.exec });
+  log.info('starting', { domain: args.output === undefined ? undefined : args.zone.domain, file: args.output, mdns: args.mdns || undefined, names: args.names, lan: args.zone.lan.length, ttl: args.zone.ttl, max_addresses: args.maxAddresses, exec: args.exec });
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -63,6 +70,7 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       service.stop();
+      uts?.stop();
       nsids?.close();
       const p50 = quantile(service.lags, 0.5);
       const p99 = quantile(service.lags, 0.99);
@@ -92,6 +100,7 @@ async function main(): Promise<number> {
       log.info('status', { responders: all.length, ...mdns.segmentStats(), ...mdns.stats });
       for (const r of all) log.info('mdns-status', { nsid: r.nsid, ifname: r.ifname, name: r.label, mdns: r.name, state: r.state, listens: r.listens });
     });
+    if (!args.once) uts?.start();
     service.start().then(
       () => {
         if (args.once) stop(ExitCode.ok, 'once');

@@ -70,6 +70,11 @@ export class NamespaceState {
   readonly ranks = new Map<number, LinkRanks>();
   /** alias -> its links. */
   readonly workloads = new Map<string, WorkloadState>();
+  /**
+   * The raw host names (one character per byte) of the UTS namespaces related to this one, sorted
+   * (uts-tracker.ts). Each names every link of the namespace.
+   */
+  hostnames: readonly string[] = [];
   touched: number;
   /** Bumped with every change in this namespace that can change the file (publish caches by it). */
   version = 0;
@@ -98,6 +103,8 @@ export class ZoneModel {
   private clock = 0;
   /** Bumped whenever something that can change the published file changes. */
   version = 0;
+  /** Bumped when a namespace or a link appears: then processes may have joined (uts-tracker.ts). */
+  structure = 0;
   /** What one workload publishes at most (publish() reads it here). */
   readonly maxAddresses: number;
 
@@ -127,10 +134,24 @@ export class ZoneModel {
     if (w) w.version = ns.version;
   }
 
-  /** An address of link `ifindex` changed where its workload reads: the workload, if the link is named and up. */
+  /**
+   * An address of link `ifindex` changed where its workload reads: the workload, if the link is
+   * named and up; the namespace, if it has host names (they name every link).
+   */
   private addressChanged(ns: NamespaceState, ifindex: number): void {
     const link = ns.links.get(ifindex);
     if (link?.alias !== undefined && link.up) this.changed(ns, link.alias);
+    else if (ns.hostnames.length > 0 && link?.up) this.changed(ns);
+  }
+
+  /** The host names related to namespace `nsid` (sorted, no repeats); true if they changed. */
+  setHostnames(nsid: number, names: readonly string[]): boolean {
+    const ns = this.namespaces.get(nsid);
+    if (!ns) return false;
+    if (ns.hostnames.length === names.length && ns.hostnames.every((n, i) => n === names[i])) return false;
+    ns.hostnames = [...names];
+    this.changed(ns);
+    return true;
   }
 
   private joinWorkload(ns: NamespaceState, alias: string, ifindex: number): void {
@@ -155,6 +176,7 @@ export class ZoneModel {
       return false;
     }
     this.namespaces.set(nsid, new NamespaceState(nsid, t));
+    this.structure++;
     return true;
   }
 
@@ -185,7 +207,9 @@ export class ZoneModel {
       }
       // The file names a workload's links in a comment: a rename of a named link changes it too.
       // The carrier does not change the file, but the mDNS responders follow it (RFC 6762 §13).
-      if (alias !== undefined && (prev.alias !== alias || prev.up !== up || prev.running !== running || prev.ifname !== link.ifname)) this.changed(ns, alias);
+      const moved = prev.alias !== alias || prev.up !== up || prev.running !== running || prev.ifname !== link.ifname;
+      if (alias !== undefined && moved) this.changed(ns, alias);
+      else if (moved && ns.hostnames.length > 0) this.changed(ns);
       prev.ifname = link.ifname;
       prev.alias = alias;
       prev.up = up;
@@ -194,16 +218,22 @@ export class ZoneModel {
       return;
     }
     ns.links.set(link.ifindex, { ifindex: link.ifindex, ifname: link.ifname, alias, up, running, touched: t });
+    this.structure++;
     if (alias !== undefined) {
       this.joinWorkload(ns, alias, link.ifindex);
       this.changed(ns, alias);
+    } else if (ns.hostnames.length > 0) {
+      this.changed(ns);
     }
   }
 
   /** Forgets a link (its workload changes if it was named). */
   private dropLink(ns: NamespaceState, link: LinkState): void {
     ns.links.delete(link.ifindex);
-    if (link.alias === undefined) return;
+    if (link.alias === undefined) {
+      if (ns.hostnames.length > 0) this.changed(ns);
+      return;
+    }
     this.changed(ns, link.alias);
     this.leaveWorkload(ns, link.alias, link.ifindex);
   }

@@ -52,10 +52,26 @@ export interface Publication {
   problems: Problem[];
 }
 
+/** Where workload names come from (--names): device aliases, related UTS namespaces' host names, or both. */
+export type NameSource = 'alias' | 'hostname' | 'both';
+
 export interface PublishOptions {
   domain: string;
   /** Labels a workload may not take (the sub-zone labels, the name server's label). */
   reserved: ReadonlySet<string>;
+  /** Default 'both'. */
+  names?: NameSource;
+}
+
+/**
+ * The label a host name stands for: the whole name if it is a DNS label, else its first label if
+ * that is one (`web.example.com` -> `web`); undefined otherwise (withheld). Nothing is rewritten.
+ */
+export function hostnameLabel(raw: string): string | undefined {
+  if (DNS_LABEL.test(raw)) return raw;
+  const dot = raw.indexOf('.');
+  if (dot > 0 && DNS_LABEL.test(raw.slice(0, dot))) return raw.slice(0, dot);
+  return undefined;
 }
 
 /** The longest name we publish is NAME.wan.DOMAIN (NAME.lan.DOMAIN is as long). */
@@ -98,6 +114,8 @@ interface Invalid {
 /** One workload of one namespace: a claim on its name, or why the name is withheld. */
 interface WorkloadPart {
   version: number;
+  /** Built for a host name (every link): never reused for the alias of the same name. */
+  hostname?: boolean;
   claim: Claim | undefined;
   invalid: Invalid[];
 }
@@ -118,10 +136,14 @@ export class PublishCache {
 }
 
 function publishWorkload(ns: NamespaceState, alias: string, w: WorkloadState, max: number, opts: PublishOptions): WorkloadPart {
-  const links = [...w.links].map((i) => ns.links.get(i)!).sort((a, b) => a.ifindex - b.ifindex);
-  const bad = nameProblem(alias, opts);
+  return publishLinks(ns, alias, [...w.links], w.version, max, opts);
+}
+
+function publishLinks(ns: NamespaceState, name: string, ifindexes: Iterable<number>, version: number, max: number, opts: PublishOptions): WorkloadPart {
+  const links = [...ifindexes].map((i) => ns.links.get(i)!).sort((a, b) => a.ifindex - b.ifindex);
+  const bad = nameProblem(name, opts);
   if (bad) {
-    return { version: w.version, claim: undefined, invalid: links.map((l) => ({ kind: bad.kind, name: alias, where: `${ns.nsid}/${l.ifname}`, detail: bad.detail })) };
+    return { version, claim: undefined, invalid: links.map((l) => ({ kind: bad.kind, name, where: `${ns.nsid}/${l.ifname}`, detail: bad.detail })) };
   }
   // A link that is not administratively up carries no traffic: its addresses are not published.
   const ranks: LinkRanks[] = [];
@@ -131,7 +153,7 @@ function publishWorkload(ns: NamespaceState, alias: string, w: WorkloadState, ma
   }
   const { selected, capped } = select(ranks, max);
   return {
-    version: w.version,
+    version,
     invalid: [],
     claim: {
       links: links.map(({ ifindex, ifname }) => ({ ifindex, ifname })),
@@ -141,12 +163,44 @@ function publishWorkload(ns: NamespaceState, alias: string, w: WorkloadState, ma
   };
 }
 
+/** Not a name: the key of a namespace part's withheld host names. */
+const HOSTNAME_PROBLEMS = '\0hostnames';
+
 function publishNamespace(ns: NamespaceState, max: number, opts: PublishOptions, prev: NamespacePart | undefined): NamespacePart {
   const reuse = prev?.instance === ns.instance ? prev.workloads : undefined;
+  const names = opts.names ?? 'both';
   const workloads = new Map<string, WorkloadPart>();
-  for (const [alias, w] of ns.workloads) {
-    const old = reuse?.get(alias);
-    workloads.set(alias, old !== undefined && old.version === w.version ? old : publishWorkload(ns, alias, w, max, opts));
+  // Host names first: each names the namespace's links; one that is also an alias here is one
+  // name, over both's links.
+  const fromHost = new Set<string>();
+  const withheld: Invalid[] = [];
+  if (names !== 'alias') {
+    for (const raw of ns.hostnames) {
+      const label = hostnameLabel(raw);
+      const bad = label === undefined
+        ? { kind: 'invalid-name' as const, detail: `a host name that is not a DNS label, nor is its first label (${DNS_LABEL_RULE})` }
+        : nameProblem(label, opts);
+      if (bad) withheld.push({ kind: bad.kind, name: raw, where: `${ns.nsid}/hostname`, detail: bad.detail });
+      else fromHost.add(label!);
+    }
+  }
+  // A host name names the links that have something to publish (not lo, not a bare device); with
+  // none, it claims nothing, so an empty namespace cannot take a name from another.
+  const addressed = [...ns.links.values()].filter((l) => l.up && ns.ranks.has(l.ifindex)).map((l) => l.ifindex);
+  if (addressed.length > 0) {
+    for (const label of fromHost) {
+      const alias = names === 'hostname' ? undefined : ns.workloads.get(label);
+      const links = alias ? new Set([...addressed, ...alias.links]) : addressed;
+      workloads.set(label, { ...publishLinks(ns, label, links, ns.version, max, opts), hostname: true });
+    }
+  }
+  if (withheld.length > 0) workloads.set(HOSTNAME_PROBLEMS, { version: ns.version, claim: undefined, invalid: withheld });
+  if (names !== 'hostname') {
+    for (const [alias, w] of ns.workloads) {
+      if (workloads.has(alias)) continue; // one name with a host name of this namespace
+      const old = reuse?.get(alias);
+      workloads.set(alias, old !== undefined && old.hostname !== true && old.version === w.version ? old : publishWorkload(ns, alias, w, max, opts));
+    }
   }
   return { instance: ns.instance, version: ns.version, workloads };
 }

@@ -13,7 +13,7 @@ import type { Logger } from '../common/log.js';
 import { RouteSocket } from '../netns/route-socket.js';
 import type { NativeBinding } from '../native/index.js';
 import { ZoneModel } from './model.js';
-import { PublishCache, problemKey, publish, type Problem, type Publication, type Workload } from './publish.js';
+import { PublishCache, problemKey, publish, type NameSource, type Problem, type Publication, type Workload } from './publish.js';
 import { RtnlWatch } from './rtnl-watch.js';
 import { RenderCache, render, type ZoneConfig } from './tinydns.js';
 import { ZoneWatcher } from './watcher.js';
@@ -26,6 +26,10 @@ export interface ZoneServiceOptions {
   output: string | undefined;
   /** The mDNS responders (--mdns), kept in step with every change. */
   mdns?: MdnsService | undefined;
+  /** --names (default both). */
+  names?: NameSource;
+  /** The host names of the UTS namespaces related to each namespace (--names hostname|both). */
+  hostnames?: HostnameSource | undefined;
   exec?: string | undefined;
   /** Netlink receive buffer (bytes). */
   rcvbuf?: number | undefined;
@@ -40,6 +44,16 @@ export interface ZoneServiceOptions {
   selfNsid?: () => number | undefined;
   /** The netlink socket failed for good (the service has stopped). */
   onFatal?: (e: Error) => void;
+}
+
+/** What uts-tracker.ts offers the service. */
+export interface HostnameSource {
+  /** Raw host names per nsid, sorted. */
+  hostnames(): ReadonlyMap<number, readonly string[]>;
+  /** Look at /proc again soon (namespaces or links appeared). */
+  rescan(): void;
+  /** Look at /proc again now (before the first file). */
+  scanNow(): void;
 }
 
 /** The zone file could not be written (the first time: later failures are retried). */
@@ -159,6 +173,38 @@ export class ZoneService {
   }
 
   private changed(): void {
+    const h = this.opts.hostnames;
+    if (h && this.model.structure !== this.structureSeen) {
+      // New namespaces or links: processes may have joined; and a new namespace takes the host
+      // names already known for its nsid.
+      this.structureSeen = this.model.structure;
+      h.rescan();
+      this.applyHostnames();
+    }
+    this.dirtySince ??= performance.now();
+    this.schedule();
+    this.scheduleMdns();
+  }
+
+  private structureSeen = -1;
+
+  /** The tracker's host names into the model; true if any namespace's changed. */
+  private applyHostnames(): boolean {
+    const h = this.opts.hostnames;
+    if (!h) return false;
+    const names = h.hostnames();
+    let moved = false;
+    for (const [nsid, ns] of this.model.namespaces) {
+      const now = names.get(nsid) ?? [];
+      if (now.length === 0 && ns.hostnames.length === 0) continue;
+      moved = this.model.setHostnames(nsid, now) || moved;
+    }
+    return moved;
+  }
+
+  /** The tracker's callback: host names or their relations changed. */
+  hostnamesChanged(): void {
+    if (this.stopped || !this.applyHostnames()) return;
     this.dirtySince ??= performance.now();
     this.schedule();
     this.scheduleMdns();
@@ -176,7 +222,7 @@ export class ZoneService {
     this.mdnsImmediate = setImmediate(() => {
       this.mdnsImmediate = undefined;
       if (this.stopped) return;
-      this.opts.mdns!.reconcile(this.model, publish(this.model, { domain: this.opts.zone.domain, reserved: this.reserved }, this.publishCache));
+      this.opts.mdns!.reconcile(this.model, publish(this.model, { domain: this.opts.zone.domain, reserved: this.reserved, names: this.opts.names }, this.publishCache));
     });
   }
 
@@ -184,6 +230,9 @@ export class ZoneService {
     this.log.info(p.number === 1 ? 'synced' : 'resynced', { pass: p.number, reason: p.reason, namespaces: p.namespaces, ms: p.ms, dumps: this.watch.stats.dumps });
     this.scheduleMdns();
     if (p.number === 1) {
+      // The first file has the host names of the namespaces as they are now.
+      this.opts.hostnames?.scanNow();
+      this.applyHostnames();
       // The first file: written even if nothing is known (an empty zone is still a zone).
       this.dirtySince ??= performance.now();
       this.forceExec = true;
@@ -232,7 +281,7 @@ export class ZoneService {
     }
     const since = this.dirtySince;
     const flushStart = performance.now();
-    const pub = publish(this.model, { domain: this.opts.zone.domain, reserved: this.reserved }, this.publishCache);
+    const pub = publish(this.model, { domain: this.opts.zone.domain, reserved: this.reserved, names: this.opts.names }, this.publishCache);
     this.lastPublication = pub;
     this.report(pub.problems);
     this.reportCapped(pub.workloads);

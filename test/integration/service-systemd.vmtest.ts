@@ -13,7 +13,8 @@
  *  - examples/darkhttpd.service (the unit form: User=, PrivateNetwork=, AmbientCapabilities=):
  *    the same with no root step at all;
  *  - ontap-zone.service with --mdns: it answers for arroyocc.local from inside the workload's
- *    namespace (RestrictNamespaces=net lets it join network namespaces only);
+ *    namespace, then for the host name the workload is given (RestrictNamespaces=net uts lets it
+ *    join network and UTS namespaces only);
  *  - stopping a workload deletes its device; stopping ontapd@ is clean.
  */
 import { after, before, test } from 'node:test';
@@ -130,7 +131,7 @@ describeWhen('systemd units under a real systemd', reason, () => {
     assert.equal(await fetchOverLinkLocal(wire, 'peer0', await linkLocal(pid)), PAGE);
   });
 
-  test('ontap-zone.service with --mdns answers for arroyocc.local on its ipvlan, sandboxed (RestrictNamespaces=net)', async () => {
+  test('ontap-zone.service with --mdns answers for arroyocc.local on its ipvlan, sandboxed (RestrictNamespaces=net uts), and for the host name it is given', async () => {
     const r = sd.systemctl(['start', 'ontap-zone.service']);
     assert.equal(r.status, 0, `${r.stderr}\n${sd.systemctl(['status', 'ontap-zone.service']).stdout}\n${sd.output.slice(-4000)}`);
     await active('ontap-zone.service');
@@ -144,6 +145,18 @@ describeWhen('systemd units under a real systemd', reason, () => {
     const reply = JSON.parse(q.stdout) as MdnsReply | null;
     assert.ok(reply, `no answer from ontap-zone:\n${sd.output.slice(-3000)}`);
     assert.deepEqual(reply.answers.map((a) => [a.name, a.type, a.data]), [['arroyocc.local', 28, address]]);
+    // A host name set inside the workload names it too (--names both): the UTS namespace is read
+    // from the sandbox (RestrictNamespaces=net uts), the doorbell rings through ProtectHostname=.
+    const pid = mainPid('ontap-exec@arroyocc.service');
+    assert.equal(sd.exec(['nsenter', '-t', String(pid), '-u', '--', 'hostname', 'arroyo2']).status, 0);
+    await eventually('arroyo2.local established', () => /event=mdns-established .*mdns=arroyo2\.local/.test(sd.services), 30000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${sd.output.slice(-4000)}`));
+    const q2 = spawnSync('ip', ['netns', 'exec', wire, 'python3', '-I', '-c', ASK, 'legacy', 'arroyo2.local', '28', '6', 'peer0'], { encoding: 'utf8', timeout: 30000 });
+    assert.equal(q2.status, 0, q2.stderr);
+    const reply2 = JSON.parse(q2.stdout) as MdnsReply | null;
+    assert.ok(reply2, `no answer for arroyo2.local:\n${sd.output.slice(-3000)}`);
+    assert.deepEqual(reply2.answers.map((a) => [a.name, a.type, a.data]), [['arroyo2.local', 28, address]]);
+    assert.doesNotMatch(sd.services, /process-events-(unavailable|lost)/, 'the process events connector works in the sandbox');
   });
 
   test('the unit form (examples/darkhttpd.service): ontap itself runs as www, no root step, no CAP_SYS_ADMIN', async () => {

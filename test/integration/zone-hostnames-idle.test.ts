@@ -1,0 +1,73 @@
+/**
+ * ontap-zone following 1,000 UTS namespaces, idle: 1,000 workloads (macvlans on up0 in namespaces
+ * of their own, test/helpers/many-workloads.ts), each with a process in a UTS namespace of its own
+ * named hN. Every hN is published; then, while nothing changes for 10 s, ontap-zone uses under
+ * 10 ms of CPU and makes no system calls (strace -c -f over the window): nothing is polled.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { TestNamespaces, eventually, sweepStaleNamespaces } from '../helpers/netns.js';
+import { TestZone } from '../helpers/zone.js';
+import { cpuMs } from '../helpers/mdns-wire.js';
+import { createWorkloads, type ManyWorkloads } from '../helpers/many-workloads.js';
+import { holdUts, type UtsHolders } from '../helpers/uts-holders.js';
+import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
+
+const N = 1000;
+
+const reason = missing([
+  [isRoot, 'needs root (network and UTS namespaces)'],
+  [() => hasCommand('ip') && hasCommand('python3') && hasCommand('strace'), 'needs iproute2, python3 and strace'],
+  [() => kernelHasKind('macvlan'), 'this kernel cannot create macvlan devices'],
+]);
+
+describeWhen(`ontap-zone following ${N} UTS namespaces, idle`, reason, () => {
+  const nets = new TestNamespaces();
+  let zone: TestZone | undefined;
+  let many: ManyWorkloads | undefined;
+  let holders: UtsHolders | undefined;
+
+  before(async () => {
+    sweepStaleNamespaces();
+    const { host } = nets.uplink();
+    zone = new TestZone(host, ['--domain', 'idle.test', '--verbosity=info']);
+    await zone.start();
+    many = await createWorkloads(host, N, { tag: 'u', prefix: 'wl', net: '10.210' });
+    holders = await holdUts(many.namespaces.map((ns, i) => ({ ns, hostname: `h${i}` })));
+  });
+
+  after(async () => {
+    await holders?.stop();
+    await zone?.stop();
+    many?.destroy();
+    zone?.removeDir();
+    nets.destroy();
+  });
+
+  test(`all ${N} host names published; idle for 10 s: under 10 ms of CPU and no system calls`, async () => {
+    const published = () => zone!.content.split('\n').filter((l) => /^\+h\d+\.lan\.idle\.test:/.test(l)).length;
+    // The holders' hostnames rang the doorbell; what they joined is seen at the scan it causes.
+    await eventually(`${N} host names in the file`, () => published() === N, 30000)
+      .catch((e: Error) => assert.fail(`${e.message}: ${published()} of ${N}\n${zone!.log.slice(-2000)}`));
+    for (let i = 0; i < N; i += 97) assert.ok(zone!.content.includes(`+h${i}.lan.idle.test:${many!.addresses[i]}:`), `h${i} has wl${i}'s address`);
+    await new Promise((r) => setTimeout(r, 1000));
+    const trace = spawn('strace', ['-c', '-f', '-p', String(zone!.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let summary = '';
+    trace.stderr!.on('data', (d: Buffer) => (summary += d.toString()));
+    const traced = new Promise((r) => trace.on('exit', r));
+    await new Promise((r) => setTimeout(r, 500)); // attached
+    const c0 = cpuMs(zone!.pid);
+    await new Promise((r) => setTimeout(r, 10000));
+    const used = cpuMs(zone!.pid) - c0;
+    trace.kill('SIGINT');
+    await traced;
+    console.log(`ontap-zone idle following ${N} UTS namespaces: ${used} ms of CPU in 10 s; strace -c:\n${summary}`);
+    // The tick is 10 ms: 10 means at most one tick.
+    assert.ok(used <= 10, `${used} ms of CPU in 10 s idle`);
+    const total = /^\S+\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(?:\d+\s+)?total$/m.exec(summary);
+    const calls = total ? Number(total[1]) : 0;
+    // Attaching interrupts the blocked epoll_wait of each thread (restarted once): a few calls, not a stream.
+    assert.ok(calls <= 20, `${calls} system calls in 10 s idle:\n${summary}`);
+  });
+});
