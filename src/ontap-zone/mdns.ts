@@ -157,7 +157,8 @@ export class MdnsService {
         if (!link?.up || !link.running) continue;
         const { addresses, prefixes } = linkAddresses(ns, l.ifindex, model.maxAddresses);
         if (addresses.length === 0) continue;
-        const key = `${ns.instance}/${l.ifindex}`;
+        // A link may carry several names (an alias and host names): a responder for each.
+        const key = `${ns.instance}/${l.ifindex}/${w.name}`;
         wanted.add(key);
         const have = this.entries.get(key);
         const addressesKey = addresses.map((a) => a.address).join(',');
@@ -448,15 +449,10 @@ export class MdnsService {
         }
         continue;
       }
+      // Unicast to the device's address lands on any one of its names' sockets (SO_REUSEPORT):
+      // it goes by name, like what the listener hears.
       const received: Received = { family: d.family, source: d.source, sourcePort: d.sourcePort, message };
-      if (s.listening && isMulticast(d.family, d.destination)) {
-        this.dispatch(e.segment, received, d.data);
-      } else {
-        // Unicast to this device's address: for its responder alone.
-        this.stats.dispatched++;
-        e.responder.receive(received);
-        this.reindex(e);
-      }
+      this.dispatch(e.segment, received, d.data);
       if (!this.entries.has(e.key)) return; // a responder's event ended it
     }
   }
@@ -466,8 +462,3 @@ function digest(packet: Buffer): string {
   return createHash('sha1').update(packet).digest('base64');
 }
 
-function isMulticast(family: 4 | 6, destination: string): boolean {
-  if (family === 6) return destination.toLowerCase().startsWith('ff');
-  const first = Number(destination.split('.', 1)[0]);
-  return first >= 224 && first <= 239;
-}

@@ -35,6 +35,8 @@ interface Followed {
   fd: number;
   /** The raw host name (latin1: one character per byte), or undefined until read. */
   hostname: string | undefined;
+  /** Reading it failed once (logged). */
+  failed?: boolean;
 }
 
 export interface UtsTrackerStats {
@@ -234,6 +236,9 @@ export class UtsTracker implements HostnameSource {
     });
   }
 
+  /** Processes whose namespaces the last scan could not read (kernel threads, gone, or closed to us). */
+  private unreadable = 0;
+
   /** The next scan reads every followed host name (the doorbell rang). */
   private rescanAll = false;
 
@@ -253,11 +258,13 @@ export class UtsTracker implements HostnameSource {
     } catch {
       return;
     }
+    this.unreadable = 0;
     for (const n of names) {
       if (!/^\d+$/.test(n)) continue;
       const pid = Number(n);
       seen.add(pid);
       this.look(pid);
+      if (!this.members.has(pid)) this.unreadable++;
     }
     for (const pid of [...this.members.keys()]) if (!seen.has(pid)) this.forget(pid);
     // Namespaces that had no nsid may have one now.
@@ -265,6 +272,7 @@ export class UtsTracker implements HostnameSource {
     const readAll = this.rescanAll;
     this.rescanAll = false;
     this.refresh(readAll);
+    this.log.debug('uts-scan', { processes: this.members.size, unreadable: this.unreadable, networks: this.pairs.size, mapped: [...this.nsidOf.values()].filter((n) => n !== null).length, followed: this.followed.size });
   }
 
   /** Reads one process's pair again; whether it changed. */
@@ -377,9 +385,14 @@ export class UtsTracker implements HostnameSource {
     if (list.length > 0) {
       this.stats.reads++;
       const names = this.nb.utsHostnames(list.map(([, f]) => f.fd));
-      list.forEach(([, f], i) => {
+      list.forEach(([uts, f], i) => {
         const n = names[i];
         f.hostname = Buffer.isBuffer(n) ? n.toString('latin1') : undefined;
+        if (!Buffer.isBuffer(n) && !f.failed) {
+          // Once per namespace: a sandbox that forbids joining UTS namespaces fails them all alike.
+          f.failed = true;
+          this.log.warn('hostname-unreadable', { uts, errno: n, reason: 'setns(CLONE_NEWUTS) or uname failed' });
+        }
       });
     }
     const next = new Map<number, string[]>();
@@ -399,6 +412,7 @@ export class UtsTracker implements HostnameSource {
     this.stats.processes = this.members.size;
     this.stats.followed = this.followed.size;
     if (sameNames(this.published, next)) return;
+    this.log.debug('hostnames', { namespaces: next.size, followed: this.followed.size, processes: this.members.size });
     this.published = next;
     this.changed();
   }
