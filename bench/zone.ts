@@ -9,6 +9,10 @@
  *  2. Event to file: `ip addr add` in a workload namespace until the record is in the written file
  *     (inotify on its directory), beside the same `ip addr add` until `ip monitor all-nsid` prints it;
  *     and ontap-zone's own measure (first event read to file renamed, its log's lag_ms).
+ *  3. Host name to file: `hostname NAME` (nsenter into a process's UTS namespace) until NAME's
+ *     record is in the file, with 1 and with N UTS namespaces followed (a process with a host name
+ *     of its own in each workload namespace), beside `hostname` itself; and ontap-zone's CPU per
+ *     change at N (the doorbell's re-read of every followed name, the /proc scan, the write).
  *
  *   node dist/bench/zone.js          (env BENCH_SCALE=0.1 for 100 namespaces; BENCH_SAMPLES=200)
  *
@@ -21,6 +25,8 @@ import { join } from 'node:path';
 import { TestNamespaces, sweepStaleNamespaces } from '../test/helpers/netns.js';
 import { ONTAP_ZONE } from '../test/helpers/zone.js';
 import { batchEach } from '../test/helpers/many-workloads.js';
+import { holdUts } from '../test/helpers/uts-holders.js';
+import { cpuMs } from '../test/helpers/mdns-wire.js';
 import { octal } from '../src/ontap-zone/tinydns.js';
 import { parseIPv6 } from '../src/ontap-zone/classify.js';
 
@@ -195,6 +201,39 @@ async function main(): Promise<void> {
       ipOnly.push(te - t0);
       await new Promise((r) => setTimeout(r, 5));
     }
+    // --- 3. host name to file
+    const hostSamples = Math.min(SAMPLES, 100);
+    const renames = async (pids: number[], tag: string): Promise<{ viaFile: number[]; own: number[]; cpu: number }> => {
+      const out = { viaFile: [] as number[], own: [] as number[], cpu: 0 };
+      const c0 = cpuMs(zone.pid!);
+      for (let s = 0; s < hostSamples; s++) {
+        const pid = pids[(s * 7919) % pids.length]!;
+        const name = `${tag}${s}`;
+        const inFile = new Promise<number>((resolve) => fileWaiters.push({ needle: `+${name}.wan.${DOMAIN}:`, resolve }));
+        const t0 = now();
+        const p = spawn('nsenter', ['-t', String(pid), '-u', 'hostname', name], { stdio: 'ignore' });
+        const exited = new Promise<number>((resolve) => p.on('exit', () => resolve(now())));
+        const timeout = new Promise<number>((_, reject) => setTimeout(() => reject(new Error(`host name ${name}: no record within 5 s`)), 5000));
+        const [tf, te] = await Promise.race([Promise.all([inFile, exited]), timeout]) as [number, number];
+        out.viaFile.push(tf - t0);
+        out.own.push(te - t0);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      out.cpu = (cpuMs(zone.pid!) - c0) / hostSamples;
+      return out;
+    };
+    const one = await holdUts([{ ns: workloads[0]!, hostname: 'solo' }]);
+    const atOne = await renames(one.pids, 'one');
+    await one.stop();
+    const all = await holdUts(workloads.map((ns, i) => ({ ns, hostname: `u${i}` })));
+    const followed = now();
+    while ((readFileSync(zoneFile, 'utf8').match(/^\+u\d+\.wan\./gm)?.length ?? 0) < COUNT) {
+      if (now() - followed > 60000) throw new Error('the N host names did not all reach the file');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const followedMs = now() - followed;
+    const atAll = await renames(all.pids, 'all');
+    await all.stop();
     watcher.close();
     const lags = [...readFileSync(zoneLog, 'utf8').matchAll(/event=wrote .*lag_ms=([0-9.]+)/g)].map((m) => Number(m[1])).slice(lagsBefore);
     const bytes = readFileSync(zoneFile).length;
@@ -206,6 +245,13 @@ async function main(): Promise<void> {
     row('ip addr add started -> record in ontap-zone\'s file', viaFile);
     row('ip addr add started -> line from ip monitor all-nsid', viaMonitor);
     row('ip addr add started -> ip addr add exited', ipOnly);
+    console.log('');
+    console.log(`host name to file, ${hostSamples} samples of \`hostname NAME\` (nsenter into a process's UTS namespace); ${COUNT} followed ${f(followedMs)} after their processes started`);
+    console.log(`                                                       p50        p99        max`);
+    row('1 UTS namespace followed: hostname -> record in file', atOne.viaFile);
+    row(`${COUNT} followed: hostname -> record in file`, atAll.viaFile);
+    row('nsenter + hostname started -> exited', [...atOne.own, ...atAll.own]);
+    console.log(`  ontap-zone CPU per change: ${atOne.cpu.toFixed(1)} ms with 1 followed, ${atAll.cpu.toFixed(1)} ms with ${COUNT} (re-read of every name, /proc scan, write)`);
     console.log('');
     console.log(`targets: p99 event -> file under 50 ms: ${quantile(lags, 0.99) < 50 && quantile(viaFile, 0.99) < 50 ? 'met' : 'NOT met'}; initial sync of 1,000 namespaces under 2 s: ${COUNT >= 1000 ? (med(onceRuns.map((x) => x.wall)) < 2000 ? 'met' : 'NOT met') : `n/a at ${COUNT}`}`);
     writeFileSync(join(scratch, 'done'), '');

@@ -12,8 +12,10 @@ libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET, CLONE_NEWUTS = 0x40000000, 0x04000000
 pairs = [l.split(' ', 1) for l in sys.stdin.read().splitlines() if l]
 r, w = os.pipe()
+pids = []
 for ns, name in pairs:
-    if os.fork() == 0:
+    pid = os.fork()
+    if pid == 0:
         os.close(w)
         fd = os.open('/run/netns/' + ns, os.O_RDONLY)
         if libc.setns(fd, CLONE_NEWNET) != 0 or libc.unshare(CLONE_NEWUTS) != 0:
@@ -21,14 +23,17 @@ for ns, name in pairs:
         socket.sethostname(name)
         os.read(r, 1)
         os._exit(0)
+    pids.append(pid)
 os.close(r)
-print('ready', flush=True)
+print('ready', *pids, flush=True)
 import signal
 signal.pause()
 `;
 
 export interface UtsHolders {
   parent: ChildProcess;
+  /** Each pair's process, in order (its hostname can be changed with nsenter -t PID -u). */
+  pids: number[];
   /** Kills the parent; the children see the pipe close and exit. */
   stop(): Promise<void>;
 }
@@ -37,12 +42,18 @@ export async function holdUts(pairs: Array<{ ns: string; hostname: string }>): P
   const parent = spawn('python3', ['-I', '-c', HOLD], { stdio: ['pipe', 'pipe', 'inherit'] });
   parent.stdin!.end(pairs.map((p) => `${p.ns} ${p.hostname}\n`).join(''));
   const exited = new Promise<void>((r) => parent.once('exit', () => r()));
-  await new Promise<void>((resolve, reject) => {
-    parent.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+  let out = '';
+  const pids = await new Promise<number[]>((resolve, reject) => {
+    parent.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = /^ready( \d+)*\n/m.exec(out);
+      if (line) resolve(line[0].trim().split(' ').slice(1).map(Number));
+    });
     parent.once('exit', (code) => reject(new Error(`the UTS holder exited with ${code}`)));
   });
   return {
     parent,
+    pids,
     stop: async () => {
       parent.kill('SIGKILL');
       await exited;
