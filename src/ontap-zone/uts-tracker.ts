@@ -74,7 +74,12 @@ function inodeOf(key: NsKey): number {
   return Number(/\[(\d+)\]/.exec(key)?.[1] ?? -1);
 }
 
+/** UTS namespaces followed per network namespace at most (each holds a descriptor, each may be a name). */
+export const MAX_UTS_PER_NAMESPACE = 16;
+
 export class UtsTracker implements HostnameSource {
+  /** Network namespaces over MAX_UTS_PER_NAMESPACE (logged once each). */
+  private readonly capped = new Set<NsKey>();
   private readonly members = new Map<number, Member>();
   /** net -> uts -> how many processes are in both. */
   private readonly pairs = new Map<NsKey, Map<NsKey, number>>();
@@ -301,6 +306,7 @@ export class UtsTracker implements HostnameSource {
       if (utss?.size === 0) {
         this.pairs.delete(m.net);
         this.nsidOf.delete(m.net);
+        this.capped.delete(m.net);
       }
     }
   }
@@ -365,8 +371,15 @@ export class UtsTracker implements HostnameSource {
       if (net === this.selfNet) continue;
       const nsid = this.resolveNsid(net);
       if (nsid === null) continue;
-      for (const uts of utss.keys()) {
-        if (host.has(uts)) continue;
+      // A workload may make UTS namespaces by the thousand: each followed one holds a descriptor
+      // and may claim a name. The first MAX_UTS_PER_NAMESPACE by inode (the same state, the same
+      // choice), the rest ignored, said once per namespace.
+      const related = [...utss.keys()].filter((u) => !host.has(u)).sort((a, b) => inodeOf(a) - inodeOf(b));
+      if (related.length > MAX_UTS_PER_NAMESPACE && !this.capped.has(net)) {
+        this.capped.add(net);
+        this.log.warn('uts-namespaces-capped', { nsid, related: related.length, followed: MAX_UTS_PER_NAMESPACE });
+      }
+      for (const uts of related.slice(0, MAX_UTS_PER_NAMESPACE)) {
         let s = wanted.get(uts);
         if (!s) wanted.set(uts, (s = new Set()));
         s.add(nsid);

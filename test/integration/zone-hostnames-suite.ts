@@ -141,6 +141,23 @@ export function zoneHostnamesSuite(kind: 'macvlan' | 'ipvlan'): void {
       assert.deepEqual(records('box'), [w.address]);
     });
 
+    test('21 UTS namespaces related to one workload (its own and 20 sidecars\'): the first 16 by inode are followed and named, the rest ignored, said once', async () => {
+      const w = await startWorkload('many', 17);
+      await eventually('many in the file', () => records('many').length === 1, 5000);
+      const sides: ChildProcess[] = [];
+      for (let i = 0; i < 20; i++) sides.push(await sidecar(w, `cap${i}`));
+      const named = () => zone!.content.split('\n').filter((l) => /^\+cap\d+\.lan\.example\.test:/.test(l)).length;
+      // Its own (made first, the lowest inode) and the first 15 sidecars'.
+      await eventually('16 of them named', () => named() === 15 && /event=uts-namespaces-capped .*related=\d+ followed=16/.test(zone!.log), 5000)
+        .catch((e: Error) => assert.fail(`${e.message}: ${named()} named\n${zone!.log.split('\n').filter((l) => /capped|warn/.test(l)).join('\n')}`));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(named(), 15, 'and no more');
+      assert.deepEqual(records('many'), [w.address], 'its own host name is one of them');
+      assert.equal(zone!.log.match(/event=uts-namespaces-capped /g)?.length, 1, 'said once');
+      for (const p of sides) p.kill('SIGKILL');
+      await eventually('the cap names gone with their processes', () => named() === 0, 5000);
+    });
+
     test('a host name written to /proc/sys/kernel/hostname inside is seen too', async () => {
       const w = await startWorkload('procw', 12);
       await eventually('procw in the file', () => records('procw').length === 1, 5000);
