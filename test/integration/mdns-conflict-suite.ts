@@ -60,7 +60,7 @@ function renames(log: string, name: string): string[] {
 export function mdnsConflictSuite(kind: 'macvlan' | 'ipvlan'): void {
 const reason = missing([
   [isRoot, 'needs root (network namespaces)'],
-  [() => hasCommand('ip'), 'needs iproute2'],
+  [() => hasCommand('ip') && hasCommand('tcpdump'), 'needs iproute2 and tcpdump'],
   [() => kernelHasKind(kind), `this kernel cannot create ${kind} devices${kind === 'ipvlan' ? ' (run it in the VM: npm run vm -- FILE)' : ''}`],
   [() => avahiMissing() === undefined, avahiMissing() ?? ''],
 ]);
@@ -71,6 +71,7 @@ describeWhen(`ontap-zone --mdns: name conflicts with avahi and between two ontap
   const workloads: Workload[] = [];
   const daemons: TestDaemon[] = [];
   const zones: TestZone[] = [];
+  const captures: ChildProcess[] = [];
   let wire = '';
   let lan: AvahiPeer;
   let hostA: { ns: string; daemon: TestDaemon; zone: TestZone };
@@ -143,6 +144,19 @@ describeWhen(`ontap-zone --mdns: name conflicts with avahi and between two ontap
     await eventually(`ontap-zone stopped the responder of ${w.name}`, () => zone.log.split('event=mdns-stopped').length > stoppedBefore, 5000);
   }
 
+  /** tcpdump (-i any, inbound only) in ns; resolves once it listens. `out()` is what it printed so far. */
+  async function capture(ns: string, filter: string): Promise<{ child: ChildProcess; out: () => string }> {
+    const child = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'any', '-Q', 'in', '-n', '-l', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+    captures.push(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    await eventually(`tcpdump listening in ${ns}`, () => /listening on any/.test(err) || child.exitCode !== null, 15000);
+    if (child.exitCode !== null) assert.fail(`tcpdump exited with ${child.exitCode}: ${err}`);
+    return { child, out: () => out };
+  }
+
   function failWithLogs(e: unknown, ...zs: TestZone[]): never {
     const logs = zs.map((z, i) => `--- zone ${i} log tail:\n${z.log.split("\n").filter((l) => l.includes("mdns")).slice(-40).join("\n")}`).join('\n');
     assert.fail(`${(e as Error).message}\n${logs}`);
@@ -164,6 +178,7 @@ describeWhen(`ontap-zone --mdns: name conflicts with avahi and between two ontap
   });
 
   after(async () => {
+    for (const c of captures) c.kill('SIGKILL');
     for (const w of workloads) w.holder.kill('SIGKILL');
     await Promise.all(peers.map((p) => p.stop()));
     for (const z of zones) await z.stop();
@@ -222,11 +237,17 @@ describeWhen(`ontap-zone --mdns: name conflicts with avahi and between two ontap
     ip('-n', hostA.ns, 'link', 'add', second, 'link', 'up0', 'type', kind, 'mode', ...(kind === 'macvlan' ? ['bridge'] : ['l2', 'bridge']));
     ip('-n', hostA.ns, 'link', 'set', second, 'alias', 'two', 'netns', w.ns);
     ip('-n', w.ns, 'addr', 'add', `${NET}.14/24`, 'dev', second);
+    // That the case applies: what the second link sends arrives on the first (else keeping the
+    // name would prove nothing).
+    const heard = await capture(w.ns, `udp port 5353 and src host ${NET}.14`);
     ip('-n', w.ns, 'link', 'set', second, 'up');
     ip('-n', w.ns, 'link', 'set', w.ifname, 'up');
     await eventually('two established on both links', () => established(zone.log, 'two').length >= 2, 10000).catch((e) => failWithLogs(e, zone));
     // Long enough for a tie-break loser to have probed again (1 s) and a rename to show.
     await new Promise((r) => setTimeout(r, 2500));
+    heard.child.kill('SIGTERM');
+    assert.match(heard.out(), new RegExp(`^\\S+ ${w.ifname} +\\S+ +IP ${NET.replaceAll('.', '\\.')}\\.14\\.5353 > 224\\.0\\.0\\.251\\.5353: `, 'm'),
+      `nothing from the second link (${NET}.14) arrived on the first (${w.ifname}):\n${heard.out()}`);
     assert.deepEqual(renames(zone.log, 'two'), []);
     assert.deepEqual(established(zone.log, 'two'), ['two.local', 'two.local']);
     const resolved = await lan.resolveName('two.local', 4, 3000);
