@@ -19,7 +19,9 @@
  * address to avahi-resolve's answer 760-1040 ms (a random 0-250 ms, three probes 250 ms apart, then
  * the first announcement lands in avahi's cache and wakes its resolver); from `ontap` started,
  * 830-1340 ms. In every simultaneous round the probes met (one event=mdns-probe-deferred) and the
- * higher address won. The whole file: about 45 s.
+ * higher address won. The whole file: about 45 s. In the VM guest (ipvlan, TCG): from the address to
+ * avahi's answer 961-1444 ms on an idle host, 1400-1580 ms beside a second guest (host load 4);
+ * the whole file 86-111 s, 108-144 s beside the second guest.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,6 +38,12 @@ const LAN_V4 = `${NET}.1`;
 const LAN2_V4 = `${NET}.2`;
 /** Simultaneous rounds of the two `dup` workloads. */
 const ROUNDS = 4;
+/**
+ * From a workload's address to avahi resolving its name (a1, b1): 760-1040 ms seen on the host, so
+ * 2 s. In the VM guest ontap-zone and avahi run under TCG: 961-1444 ms seen on an idle host, 1580
+ * ms beside a second guest (host load 4), so 3 s there.
+ */
+const RESOLVED_BOUND_MS = process.env.ONTAP_IN_VM === '1' ? 3000 : 2000;
 
 interface Workload {
   readonly name: string;
@@ -262,7 +270,7 @@ describeWhen(`ontap-zone --mdns: name conflicts with avahi and between two ontap
       const done = performance.now();
       assert.deepEqual(resolved, [address], `${name}.local:\n${host.zone.log.slice(-3000)}`);
       figures.push(`${name}: ${Math.round(done - w.startedAt)} ms from ontap started, ${Math.round(done - w.readyAt)} ms from its address`);
-      assert.ok(done - w.readyAt < 2000, figures.at(-1));
+      assert.ok(done - w.readyAt < RESOLVED_BOUND_MS, `${figures.at(-1)!} (bound ${RESOLVED_BOUND_MS} ms)`);
     }
     t.diagnostic(figures.join('; '));
     for (const z of [hostA.zone, hostB.zone]) {

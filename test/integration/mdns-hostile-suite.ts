@@ -26,6 +26,14 @@ const WEB = `${NET}.5`;
 const OFF_NET = '10.206.0';
 const OFF = `${OFF_NET}.1`;
 const GROUP = '224.0.0.251';
+/**
+ * How long the wire's sender may take to send the flood's 10,000 queries (paced at 10,000 a
+ * second): on the host 1.0 s is seen, so 1.5 s. In the VM guest the sender is Python under TCG, on
+ * the same two vCPUs as the ontap-zone it floods: 1.01-1.38 s seen on an idle host (four floods),
+ * 1.29 s and 3.66 s beside a second guest (host load 4), so 6 s there: still 1,700 queries a second, 80 times
+ * ontap-zone's unicast budget. The reply bounds follow the time the sender took.
+ */
+const FLOOD_SEND_BOUND_S = process.env.ONTAP_IN_VM === '1' ? 6 : 1.5;
 
 function prng(seed: number): () => number {
   let s = seed >>> 0;
@@ -319,7 +327,7 @@ describeWhen(`ontap-zone --mdns against a hostile link (${kind})`, reason, () =>
     const idle = await cpuOver(2000);
     console.log(`flood: ${JSON.stringify({ first, second, rssKiB: [rss0, rss1, rss2], idleCpuMsOver2s: idle })}`);
     for (const f of [first, second]) {
-      assert.ok(f.seconds < 1.5, `the flood took ${f.seconds} s to send`);
+      assert.ok(f.seconds < FLOOD_SEND_BOUND_S, `the flood took ${f.seconds} s to send (bound ${FLOOD_SEND_BOUND_S} s)`);
       // Unicast: 20 at once, then 20 a second, over the flood and the 1 s after it.
       const budget = 20 + 20 * (f.seconds + 1.2);
       assert.ok(f.unicast >= 20 && f.unicast <= budget, `${f.unicast} unicast replies in ${f.seconds.toFixed(2)} s (budget ${budget.toFixed(0)})`);
@@ -329,8 +337,11 @@ describeWhen(`ontap-zone --mdns against a hostile link (${kind})`, reason, () =>
     assertRunning();
     answersNormally();
     // Idle: no timers, nothing to read. 50 ms in 2 s is 2.5 % of one core (the tick is 10 ms).
+    // The same bound in the VM guest: 0 ms seen on an idle host, 10 ms beside a second guest.
     assert.ok(idle <= 50, `ontap-zone used ${idle} ms of CPU in the 2 s after the flood`);
     // The first flood may grow the heap (V8's young generation, sized on demand: +6 MiB seen); the second no further (+1.6 MiB seen).
+    // The same bounds in the VM guest: +0.2-0.4 MiB in the first flood, +0.3-0.5 MiB in the second,
+    // +5.1 MiB once in a second flood that took 3.7 s to send beside a second guest.
     assert.ok(rss1 - rss0 < 16 * 1024, `RSS grew ${rss1 - rss0} KiB in the first flood`);
     assert.ok(rss2 - rss1 < 8 * 1024, `RSS grew ${rss2 - rss1} KiB more in the second flood`);
   });
