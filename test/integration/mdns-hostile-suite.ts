@@ -11,6 +11,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { CLASS_IN, FLAG_AA, FLAG_QR, TYPE, encodeMessage, type Message } from '../../src/mdns/dns.js';
 import { TestNamespaces, eventually, ip, sweepStaleNamespaces } from '../helpers/netns.js';
 import { TestDaemon } from '../helpers/ontapd.js';
@@ -34,6 +35,34 @@ const GROUP = '224.0.0.251';
  * ontap-zone's unicast budget. The reply bounds follow the time the sender took.
  */
 const FLOOD_SEND_BOUND_S = process.env.ONTAP_IN_VM === '1' ? 6 : 1.5;
+/**
+ * On the host ontap-zone reads the flood as it comes: its socket has nothing queued when the sender
+ * returns (a second after its last send) and the kernel drops nothing. In the VM guest it cannot
+ * keep up under TCG (CPU time = wall time): the kernel drops nine in ten of the flood at its
+ * socket (8,566-9,698 of 10,000 in 30 floods), and the queue is full when the sender stops; once
+ * 44,544 octets were still queued 604 ms after the sender returned, and ontap-zone answered 4
+ * times by multicast over the sending's 1.94 s. There, after each flood, the test waits until
+ * ontap-zone has read everything its sockets hold (0-0.27 s seen), and judges the multicast rate
+ * over the time it was answering: the sending, the sender's second and that wait. Idle is measured
+ * from then on.
+ */
+const DRAIN_AFTER_FLOOD = process.env.ONTAP_IN_VM === '1';
+
+/** Octets queued and datagrams dropped on UDP port 5353 sockets in the network namespaces of these processes. */
+function mdnsSockets(pids: number[]): { queued: number; drops: number } {
+  let queued = 0;
+  let drops = 0;
+  for (const pid of pids) {
+    for (const line of readFileSync(`/proc/${pid}/net/udp`, 'utf8').split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ref pointer drops
+      const f = line.trim().split(/\s+/);
+      if (!f[1]?.endsWith(':14E9')) continue;
+      queued += parseInt(f[4]!.split(':')[1]!, 16);
+      drops += Number(f[12]);
+    }
+  }
+  return { queued, drops };
+}
 
 function prng(seed: number): () => number {
   let s = seed >>> 0;
@@ -305,17 +334,30 @@ describeWhen(`ontap-zone --mdns against a hostile link (${kind})`, reason, () =>
       if (i % 2 === 0) sends.push([ports, GROUP, 1]);
       else sends.push([(i >> 1) % ports, i % 4 === 1 ? GROUP : WEB, 0]);
     }
-    const flood = async (): Promise<{ unicast: number; multicast: number; seconds: number; cpu: number; wall: number }> => {
+    // ontap-zone's sockets: in its own namespace ("host") and in the workload's (the holder's).
+    const zoneSockets = () => mdnsSockets([zone!.pid, holder!.pid!]);
+    const flood = async (): Promise<{ unicast: number; multicast: number; seconds: number; drained: number; answering: number; dropped: number; cpu: number; wall: number }> => {
       const heard = await listen(wire, PEER, 4);
       children.push(heard.child);
+      const drops0 = zoneSockets().drops;
       const c0 = cpuMs(zone!.pid);
       const t0 = performance.now();
       const r = await blastAsync(wire, { sockets, packets: [legacy, qm], sends, rate: 10000, wait: 1 });
       const cpu = cpuMs(zone!.pid) - c0;
       const wall = performance.now() - t0;
+      let drained = 0;
+      if (DRAIN_AFTER_FLOOD) {
+        const returned = performance.now();
+        await eventually('ontap-zone read what its sockets had queued', () => zoneSockets().queued === 0, 30000);
+        drained = (performance.now() - returned) / 1000;
+      }
+      const dropped = zoneSockets().drops - drops0;
       const multicast = (await heard.done).filter((m) => m.from[0] === WEB && m.answers.some((a) => a.type === TYPE.A && a.data === WEB));
       assert.equal(r.failed, 0);
-      return { unicast: r.replies.filter((x) => x[4] === 0x4242 && x[5] === 1).length, multicast: multicast.length, seconds: r.seconds, cpu, wall };
+      // How long ontap-zone may have been answering: while the sender sent (on the host, where it
+      // keeps up); in the guest also the sender's last second and the wait for the queue to drain.
+      const answering = DRAIN_AFTER_FLOOD ? r.seconds + 1 + drained : r.seconds;
+      return { unicast: r.replies.filter((x) => x[4] === 0x4242 && x[5] === 1).length, multicast: multicast.length, seconds: r.seconds, drained, answering, dropped, cpu, wall };
     };
     // A warm-up flood first: the heap grows to what a flood needs once; a second one must not grow it.
     const rss0 = rssKiB(zone!.pid);
@@ -332,12 +374,14 @@ describeWhen(`ontap-zone --mdns against a hostile link (${kind})`, reason, () =>
       const budget = 20 + 20 * (f.seconds + 1.2);
       assert.ok(f.unicast >= 20 && f.unicast <= budget, `${f.unicast} unicast replies in ${f.seconds.toFixed(2)} s (budget ${budget.toFixed(0)})`);
       // Multicast: the A record at most once a second.
-      assert.ok(f.multicast >= 1 && f.multicast <= Math.ceil(f.seconds) + 1, `${f.multicast} multicast replies in ${f.seconds.toFixed(2)} s`);
+      assert.ok(f.multicast >= 1 && f.multicast <= Math.ceil(f.answering) + 1, `${f.multicast} multicast replies in ${f.answering.toFixed(2)} s of answering`);
     }
     assertRunning();
     answersNormally();
     // Idle: no timers, nothing to read. 50 ms in 2 s is 2.5 % of one core (the tick is 10 ms).
-    // The same bound in the VM guest: 0 ms seen on an idle host, 10 ms beside a second guest.
+    // The same bound in the VM guest, from when the queue was read: 0 ms in 15 runs there (before
+    // the wait for the queue, 180, 250 and 440 ms were seen in 3 of 47 runs, all in the window's
+    // first 500 ms: ontap-zone was still reading the flood).
     assert.ok(idle <= 50, `ontap-zone used ${idle} ms of CPU in the 2 s after the flood`);
     // The first flood may grow the heap (V8's young generation, sized on demand: +6 MiB seen); the second no further (+1.6 MiB seen).
     // The same bounds in the VM guest: +0.2-0.4 MiB in the first flood, +0.3-0.5 MiB in the second,
