@@ -28,7 +28,7 @@ export const GUEST_MODULES = ['veth', 'ipvlan', 'ipvtap', 'macvlan', 'macvtap', 
 const PASS_ENV = ['CI', 'NO_COLOR', 'FORCE_COLOR', 'NODE_OPTIONS', 'NODE_DEBUG', 'DEBUG', 'LANG', 'LC_ALL', 'TZ'];
 
 /**
- * The whole suite in one boot: 236 s with seven files on an idle CI machine, 410 s with nine (the
+ * The whole suite in one boot: 236 s with seven files on an idle CI machine, 325-410 s with nine (the
  * mDNS conflict and hostile files added 100-115 s and 50-55 s); a loaded host stretches every
  * figure (a file 1.3 times as long beside a second guest): twice the nine files' time.
  */
