@@ -9,8 +9,8 @@
  *   the zone file keeps web.
  * - the workload holds srv.local first: an avahi started as host `srv` renames itself to srv-2.
  * - one workload with two links on the segment (the second a device of the same kind on the same
- *   uplink: macvlan's bridge mode, and ipvlan L2, deliver each one's multicast to the other): it
- *   keeps its name on both.
+ *   uplink: macvlan's bridge mode, and ipvlan L2, deliver what one sends by multicast to the other,
+ *   if that one has joined the group): it keeps its name on both.
  * - a1 on host A, b1 on host B: both resolve; `dup` on both hosts, one after the other and then
  *   brought up at the same moment (simultaneous probes, RFC 6762 §8.2) several times: one keeps
  *   dup.local, the other takes dup-2.local, one rename in all.
@@ -234,7 +234,7 @@ describeWhen(`ontap-zone --mdns: name conflicts with avahi and between two ontap
     assert.deepEqual(await lan.resolveName('srv-2.local', 4, 3000), [LAN2_V4]);
   });
 
-  test(`a workload with two links on the segment (${kind === 'macvlan' ? 'macvlan bridge mode' : 'ipvlan L2'}: each hears the other) keeps its name on both`, async () => {
+  test(`a workload with two links on the segment (${kind === 'macvlan' ? 'macvlan bridge mode' : 'ipvlan L2'}: one hears the other) keeps its name on both`, async () => {
     const zone = hostA.zone;
     // The second link: a device of the same kind on the same uplink (ipvlan: in the uplink's mode,
     // L2 bridge, which the kernel would otherwise change for every ipvlan on it) with the
@@ -245,17 +245,20 @@ describeWhen(`ontap-zone --mdns: name conflicts with avahi and between two ontap
     ip('-n', hostA.ns, 'link', 'add', second, 'link', 'up0', 'type', kind, 'mode', ...(kind === 'macvlan' ? ['bridge'] : ['l2', 'bridge']));
     ip('-n', hostA.ns, 'link', 'set', second, 'alias', 'two', 'netns', w.ns);
     ip('-n', w.ns, 'addr', 'add', `${NET}.14/24`, 'dev', second);
-    // That the case applies: what the second link sends arrives on the first (else keeping the
-    // name would prove nothing).
-    const heard = await capture(w.ns, `udp port 5353 and src host ${NET}.14`);
+    // That the case applies: what one link sends arrives on the other (else keeping the name would
+    // prove nothing). The kernel delivers it to a link that joined the group: each one, or only
+    // the link ontap-zone listens on where it listens with one socket per segment.
+    const heard = await capture(w.ns, `udp port 5353 and (src host ${NET}.13 or src host ${NET}.14)`);
     ip('-n', w.ns, 'link', 'set', second, 'up');
     ip('-n', w.ns, 'link', 'set', w.ifname, 'up');
     await eventually('two established on both links', () => established(zone.log, 'two').length >= 2, 10000).catch((e) => failWithLogs(e, zone));
     // Long enough for a tie-break loser to have probed again (1 s) and a rename to show.
     await new Promise((r) => setTimeout(r, 2500));
     heard.child.kill('SIGTERM');
-    assert.match(heard.out(), new RegExp(`^\\S+ ${w.ifname} +\\S+ +IP ${NET.replaceAll('.', '\\.')}\\.14\\.5353 > 224\\.0\\.0\\.251\\.5353: `, 'm'),
-      `nothing from the second link (${NET}.14) arrived on the first (${w.ifname}):\n${heard.out()}`);
+    const net = NET.replaceAll('.', '\\.');
+    const arrived = (on: string, from: string) => new RegExp(`^\\S+ ${on} +\\S+ +IP ${net}\\.${from}\\.5353 > 224\\.0\\.0\\.251\\.5353: `, 'm').test(heard.out());
+    assert.ok(arrived(w.ifname, '14') || arrived(second, '13'),
+      `nothing one link (${w.ifname} ${NET}.13, ${second} ${NET}.14) sent by multicast arrived on the other:\n${heard.out()}`);
     assert.deepEqual(renames(zone.log, 'two'), []);
     assert.deepEqual(established(zone.log, 'two'), ['two.local', 'two.local']);
     const resolved = await lan.resolveName('two.local', 4, 3000);
