@@ -158,6 +158,25 @@ export function zoneHostnamesSuite(kind: 'macvlan' | 'ipvlan'): void {
       await eventually('the cap names gone with their processes', () => named() === 0, 5000);
     });
 
+    test('a container ontap did not start (unshare --net --uts, hostname ctr, then an unnamed device from ontapd): ctr gets its address', async () => {
+      const address = `${NET}.18`;
+      const ctr = spawn('ip', ['netns', 'exec', client, 'unshare', '--net', '--uts', 'sh', '-c',
+        `hostname ctr && exec "$0" "$1" -t ${kind} "$2" -- sh -c 'ip addr add ${address}/24 dev "$ONTAP_IFNAME" && echo ready && exec sleep 600'`,
+        process.execPath, ONTAP, daemon!.socket()], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(ctr);
+      await new Promise<void>((resolve, reject) => {
+        let err = '';
+        ctr.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+        ctr.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+        ctr.on('exit', (code) => reject(new Error(`the container exited with ${code}: ${err}`)));
+      });
+      await eventually('ctr in the file', () => records('ctr').length === 1, 5000)
+        .catch((e: Error) => assert.fail(`${e.message}\n${zone!.content}`));
+      assert.deepEqual(records('ctr'), [address]);
+      ctr.kill('SIGKILL');
+      await eventually('ctr gone with it', () => records('ctr').length === 0, 5000);
+    });
+
     test('a host name written to /proc/sys/kernel/hostname inside is seen too', async () => {
       const w = await startWorkload('procw', 12);
       await eventually('procw in the file', () => records('procw').length === 1, 5000);
