@@ -91,6 +91,7 @@ async function main(): Promise<number> {
     // The responders' state, one line each: which name each workload link answers for now (a
     // conflict may have made it NAME-2 on the link, while the zone file keeps NAME).
     process.on('SIGUSR1', () => {
+      if (uts) log.info('uts-status', { ...uts.stats });
       const mdns = service.mdns;
       if (!mdns) {
         log.info('status', { mdns: 'off' });

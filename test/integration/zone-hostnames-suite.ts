@@ -154,6 +154,11 @@ export function zoneHostnamesSuite(kind: 'macvlan' | 'ipvlan'): void {
       assert.equal(named(), 15, 'and no more');
       assert.deepEqual(records('many'), [w.address], 'its own host name is one of them');
       assert.equal(zone!.log.match(/event=uts-namespaces-capped /g)?.length, 1, 'said once');
+      const before = zone!.log.length;
+      process.kill(zone!.pid, 'SIGUSR1');
+      await eventually('the uts-status line', () => /event=uts-status /.test(zone!.log.slice(before)), 3000);
+      const followed = Number(/event=uts-status .*followed=(\d+)/.exec(zone!.log.slice(before))?.[1]);
+      assert.ok(followed >= 16, `SIGUSR1 reports what is followed: ${followed}`);
       for (const p of sides) p.kill('SIGKILL');
       await eventually('the cap names gone with their processes', () => named() === 0, 5000);
     });
