@@ -105,6 +105,14 @@ export class ZoneModel {
   version = 0;
   /** Bumped when a namespace or a link appears: then processes may have joined (uts-tracker.ts). */
   structure = 0;
+
+  /**
+   * Moves when either does: what the watcher tells the service about (a new namespace without a
+   * named link cannot change the file, but it can give a known host name a namespace to name).
+   */
+  get changes(): number {
+    return this.version + this.structure;
+  }
   /** What one workload publishes at most (publish() reads it here). */
   readonly maxAddresses: number;
 

@@ -201,7 +201,7 @@ export class ZoneWatcher {
         nsid,
         onStart: () => {
           since = this.model.tick;
-          version = this.model.version;
+          version = this.model.changes;
         },
         onRecord: (link) => this.model.upsertLink(nsid, link),
         onEnd: (o) => {
@@ -216,7 +216,7 @@ export class ZoneWatcher {
           if (o.ok) {
             // A complete link dump: it stands for the namespace's link dump in this pass.
             this.model.sweepLinks(nsid, since);
-            if (this.model.version !== version) this.hooks.changed();
+            if (this.model.changes !== version) this.hooks.changed();
             found.push(nsid);
             step();
             return;
@@ -272,7 +272,7 @@ export class ZoneWatcher {
       }
       const swept = kind === 'links' ? this.model.sweepLinks(nsid, since) : this.model.sweepAddresses(nsid, since);
       if (swept > 0) this.log.debug('swept', { nsid, kind, entries: swept });
-      if (this.model.version !== version) this.hooks.changed();
+      if (this.model.changes !== version) this.hooks.changed();
       if (overlapping > 0 && redumps < MAX_OVERLAP_REDUMPS) {
         // Events of this kind came in while the dump ran: a record read after such an event may have
         // been filled before the change it announces (dumps run under RCU). Once more, to be sure.
@@ -284,7 +284,7 @@ export class ZoneWatcher {
     };
     const onStart = (): void => {
       since = this.model.tick;
-      version = this.model.version;
+      version = this.model.changes;
       let byKind = this.overlap.get(nsid);
       if (!byKind) this.overlap.set(nsid, (byKind = new Map()));
       byKind.set(kind, 0);
@@ -368,7 +368,7 @@ export class ZoneWatcher {
       this.model.touchNamespace(nsid);
       this.dumpNamespace(nsid, `${e.type} from an unknown nsid`);
     }
-    const before = this.model.version;
+    const before = this.model.changes;
     switch (e.type) {
       case 'newlink':
         this.noteOverlap(nsid, 'links');
@@ -388,6 +388,6 @@ export class ZoneWatcher {
         this.model.deleteAddress(nsid, e.address);
         break;
     }
-    if (this.model.version !== before) this.hooks.changed();
+    if (this.model.changes !== before) this.hooks.changed();
   }
 }

@@ -176,7 +176,7 @@ export function zoneHostnamesSuite(kind: 'macvlan' | 'ipvlan'): void {
         ctr.on('exit', (code) => reject(new Error(`the container exited with ${code}: ${err}`)));
       });
       await eventually('ctr in the file', () => records('ctr').length === 1, 5000)
-        .catch((e: Error) => assert.fail(`${e.message}\n${zone!.content}`));
+        .catch((e: Error) => assert.fail(`${e.message}\n${zone!.content}\n${zone!.log.split('\n').filter((l) => /uts|hostname|process|nsid|warn/.test(l)).slice(-30).join('\n')}`));
       assert.deepEqual(records('ctr'), [address]);
       ctr.kill('SIGKILL');
       await eventually('ctr gone with it', () => records('ctr').length === 0, 5000);
