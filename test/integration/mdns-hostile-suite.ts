@@ -19,6 +19,7 @@ import { startAddressedWorkload } from '../helpers/workload.js';
 import { TestZone } from '../helpers/zone.js';
 import { blast, blastAsync, cpuMs, listen, rssKiB, type BlastJob } from '../helpers/mdns-wire.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
+import { prng } from '../helpers/prng.js';
 
 const NET = '10.205.0';
 const PEER = `${NET}.1`;
@@ -62,17 +63,6 @@ function mdnsSockets(pids: number[]): { queued: number; drops: number } {
     }
   }
   return { queued, drops };
-}
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const query = (name: string, type: number, id = 0, unicastResponse = false): Buffer =>

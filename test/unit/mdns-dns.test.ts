@@ -17,6 +17,7 @@ import {
   sameName,
   TYPE,
 } from '../../src/mdns/dns.js';
+import { prng } from '../helpers/prng.js';
 
 // Compiled to dist/test/unit; the .hex files stay in the source tree.
 const here = dirname(fileURLToPath(import.meta.url));
@@ -40,18 +41,6 @@ const FIXTURE_NAMES = readdirSync(FIXTURES)
 /** python-zeroconf 0.47.3's NSEC is malformed (see the fixtures' README): every other capture decodes. */
 const MALFORMED = new Set(['zeroconf-response-aaaa']);
 const DECODABLE = FIXTURE_NAMES.filter((n) => !MALFORMED.has(n));
-
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function decodeError(buf: Uint8Array): DnsDecodeError {
   try {

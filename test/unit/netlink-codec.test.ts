@@ -18,18 +18,7 @@ import {
 } from '../../src/netns/netlink/index.js';
 import { decodeAddress, decodeLink, decodeNsid, RTM_NAMES } from '../../src/netns/rtnl/index.js';
 import { fixtureNames, loadFixture } from '../fixtures/netlink/load.js';
-
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../helpers/prng.js';
 
 describe('header flags', () => {
   test('a typed set with per-kind names', () => {

@@ -8,6 +8,7 @@ import {
   type ProcEvent,
 } from '../../src/netns/proc-events.js';
 import { loadProcFixtures, metaNumber, type ProcFixture } from '../fixtures/proc-events/load.js';
+import { prng } from '../helpers/prng.js';
 
 const FIXTURES = loadProcFixtures();
 const KERNELS = [...new Set(FIXTURES.map((f) => f.kernel))];
@@ -17,18 +18,6 @@ function fixture(kernel: string, name: string): ProcFixture {
   const f = FIXTURES.find((x) => x.kernel === kernel && x.name === name);
   if (!f) throw new Error(`no fixture ${kernel}/${name}`);
   return f;
-}
-
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function refusal(buf: Uint8Array): ProcEventDecodeError {

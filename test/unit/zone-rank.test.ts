@@ -5,6 +5,7 @@ import { PublishCache, publish, usable, type Publication } from '../../src/ontap
 import { LinkRanks, select } from '../../src/ontap-zone/rank.js';
 import { classifyAddress, parseAddress } from '../../src/ontap-zone/classify.js';
 import type { Address, Link } from '../../src/netns/types.js';
+import { prng } from '../helpers/prng.js';
 
 const opts = { domain: 'example.test', reserved: new Set(['lan', 'wan', 'ns']) };
 
@@ -67,18 +68,6 @@ function reference(m: ZoneModel, max: number): Array<{ name: string; nsid: numbe
 
 function view(p: Publication): Array<{ name: string; nsid: number; addresses: string[]; capped: boolean }> {
   return p.workloads.map((w) => ({ name: w.name, nsid: w.nsid, addresses: w.addresses.map((a) => `${a.cls} ${a.address}${a.deprecated ? ' deprecated' : ''}`), capped: w.capped }));
-}
-
-/** A small deterministic PRNG (mulberry32), so a failure names its seed and step. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('ontap-zone ranks: what a workload publishes, kept incrementally', () => {
