@@ -7,9 +7,10 @@
  * them, then for the processes the process events connector names: a fork's child, an exec; an
  * exit forgets one) and counts the members of each pair. A host name change anywhere rings one
  * doorbell (POLLPRI on /proc/sys/kernel/hostname, which does not say where): then the host names of
- * the UTS namespaces it follows are read again, all on one thread (the addon's utsHostnames). A
- * namespace event (a new nsid, a link) makes it look at /proc again: a process that setns()ed
- * without exec'ing is seen then, as after an overrun of the connector.
+ * the UTS namespaces it follows are read again, all on one thread (the addon's utsHostnames), as a
+ * token bucket allows; /proc is looked at again after that, at most once a second (a process that
+ * set the name after joining with setns() or unshare() without exec'ing is seen then). A namespace
+ * event (a new nsid, a link) makes it look at /proc again too, as does an overrun of the connector.
  *
  * What it follows: UTS namespaces related to a network namespace ontap-zone knows by an nsid,
  * except the host's: its own UTS namespace, and any related to its own network namespace (a
@@ -76,6 +77,15 @@ function inodeOf(key: NsKey): number {
 
 /** UTS namespaces followed per network namespace at most (each holds a descriptor, each may be a name). */
 export const MAX_UTS_PER_NAMESPACE = 16;
+/**
+ * Reads of every followed name the doorbell causes: RING_READ_BURST at once, then one per
+ * RING_READ_EVERY_MS, so a workload setting its name in a loop costs a bounded share of a core
+ * (each read that finds a new name also rewrites the file).
+ */
+const RING_READ_BURST = 10;
+const RING_READ_EVERY_MS = 100;
+/** /proc scans the doorbell causes: at most one per so many ms. */
+const RING_SCAN_GAP_MS = 1000;
 
 export class UtsTracker implements HostnameSource {
   /** Network namespaces over MAX_UTS_PER_NAMESPACE (logged once each). */
@@ -114,10 +124,7 @@ export class UtsTracker implements HostnameSource {
       }
       if (priority) {
         this.stats.rings++;
-        // Whoever set it may be a process no event told of (one that setns()ed without exec'ing):
-        // look at /proc again, then read every followed name.
-        this.rescanAll = true;
-        this.rescan();
+        this.rang();
       }
     });
     poller.start(false, false, true);
@@ -186,6 +193,10 @@ export class UtsTracker implements HostnameSource {
     this.scanImmediate = undefined;
     if (this.pending) clearImmediate(this.pending.immediate);
     this.pending = undefined;
+    clearTimeout(this.ringTimer);
+    this.ringTimer = undefined;
+    clearTimeout(this.ringScanTimer);
+    this.ringScanTimer = undefined;
     if (this.doorbell) {
       this.doorbell.poller.close();
       closeSync(this.doorbell.fd);
@@ -217,6 +228,51 @@ export class UtsTracker implements HostnameSource {
   }
 
   private pending: { immediate: NodeJS.Immediate; readAll: boolean } | undefined;
+  /** Reads of every name the doorbell may still cause at once (a token bucket), and when it was filled. */
+  private ringTokens = RING_READ_BURST;
+  private ringFilled = performance.now();
+  private ringTimer: NodeJS.Timeout | undefined;
+  /** The /proc scan a ring causes, and when the last one was. */
+  private ringScanTimer: NodeJS.Timeout | undefined;
+  private ringScanned = -Infinity;
+
+  /**
+   * The doorbell rang: read every followed name now (a name changed in a namespace already
+   * followed), as the token bucket allows (RING_READ_BURST, then one per RING_READ_EVERY_MS; a
+   * ring held back is read when a token comes, rings meanwhile with it). Whoever set the name may be
+   * a process nothing told of (one that forked, joined with setns() or unshare() and set the name
+   * without exec'ing): /proc is looked at too, after that read, at most once per RING_SCAN_GAP_MS
+   * (a scan at 1,000 processes costs more than reading every name: off the path of a name that
+   * changed in a namespace already followed).
+   */
+  private rang(): void {
+    if (this.ringTimer === undefined) {
+      const now = performance.now();
+      this.ringTokens = Math.min(RING_READ_BURST, this.ringTokens + (now - this.ringFilled) / RING_READ_EVERY_MS);
+      this.ringFilled = now;
+      if (this.ringTokens >= 1) {
+        this.ringTokens -= 1;
+        this.schedule(true);
+      } else {
+        // Not even listening until then: every ring is a wake-up, and a loop of sethostname(2)
+        // rings faster than the loop could take them. Whatever changed meanwhile is read then.
+        this.doorbell?.poller.stop();
+        this.ringTimer = setTimeout(() => {
+          this.ringTimer = undefined;
+          this.doorbell?.poller.start(false, false, true);
+          this.rang();
+        }, (1 - this.ringTokens) * RING_READ_EVERY_MS);
+      }
+    }
+    if (this.ringScanTimer === undefined) {
+      const wait = Math.max(0, this.ringScanned + RING_SCAN_GAP_MS - performance.now());
+      this.ringScanTimer = setTimeout(() => {
+        this.ringScanTimer = undefined;
+        this.ringScanned = performance.now();
+        this.rescan();
+      }, wait);
+    }
+  }
 
   /** One refresh for a burst of events (a fork storm is one pass), after the loop has read them. */
   private schedule(readAll: boolean): void {
@@ -243,9 +299,6 @@ export class UtsTracker implements HostnameSource {
 
   /** Processes whose namespaces the last scan could not read (kernel threads, gone, or closed to us). */
   private unreadable = 0;
-
-  /** The next scan reads every followed host name (the doorbell rang). */
-  private rescanAll = false;
 
   /** Looks at every process now. */
   scanNow(): void {
@@ -274,9 +327,7 @@ export class UtsTracker implements HostnameSource {
     for (const pid of [...this.members.keys()]) if (!seen.has(pid)) this.forget(pid);
     // Namespaces that had no nsid may have one now.
     for (const [net, nsid] of this.nsidOf) if (nsid === null) this.nsidOf.delete(net);
-    const readAll = this.rescanAll;
-    this.rescanAll = false;
-    this.refresh(readAll);
+    this.refresh(false);
     this.log.debug('uts-scan', { processes: this.members.size, unreadable: this.unreadable, networks: this.pairs.size, mapped: [...this.nsidOf.values()].filter((n) => n !== null).length, followed: this.followed.size });
   }
 

@@ -3,10 +3,15 @@
  * of their own, test/helpers/many-workloads.ts), each with a process in a UTS namespace of its own
  * named hN. Every hN is published; then, while nothing changes for 10 s, ontap-zone uses under
  * 10 ms of CPU and makes no system calls (strace -c -f over the window): nothing is polled.
+ * Then one workload sets its host name in a loop (as fast as sethostname(2) goes) for 4 s: the
+ * doorbell rings for every call, ontap-zone reads the names at most 10 times a second (its token
+ * bucket), so it stays under a third of a core, another workload's new name still reaches the file
+ * within a second, and the loop's last name is published.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
 import { TestNamespaces, eventually, sweepStaleNamespaces } from '../helpers/netns.js';
 import { TestZone } from '../helpers/zone.js';
 import { cpuMs } from '../helpers/mdns-wire.js';
@@ -69,5 +74,38 @@ describeWhen(`ontap-zone following ${N} UTS namespaces, idle`, reason, () => {
     const calls = total ? Number(total[1]) : 0;
     // Attaching interrupts the blocked epoll_wait of each thread (restarted once): a few calls, not a stream.
     assert.ok(calls <= 20, `${calls} system calls in 10 s idle:\n${summary}`);
+  });
+
+  test('a workload setting its host name in a loop: ontap-zone under a third of a core, others still named', async () => {
+    const LOOP_MS = 4000;
+    const loop = spawn('nsenter', ['-t', String(holders!.pids[0]), '-u', 'python3', '-I', '-c', String.raw`
+import socket, time
+end = time.monotonic() + ${LOOP_MS / 1000}
+n = 0
+while time.monotonic() < end:
+    socket.sethostname('spin%d' % (n % 2))
+    n += 1
+socket.sethostname('spun')
+print(n, flush=True)
+`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let calls = '';
+    loop.stdout!.on('data', (d: Buffer) => (calls += d.toString()));
+    const looped = new Promise<number | null>((r) => loop.on('exit', r));
+    const c0 = cpuMs(zone!.pid);
+    await new Promise((r) => setTimeout(r, LOOP_MS / 2));
+    // Another workload's change, in the middle of the storm.
+    const t0 = performance.now();
+    const other = spawn('nsenter', ['-t', String(holders!.pids[500]), '-u', 'hostname', 'calm'], { stdio: 'inherit' });
+    await new Promise((r) => other.on('exit', r));
+    await eventually('calm in the file during the loop', () => zone!.content.includes(`+calm.lan.idle.test:${many!.addresses[500]}:`), 1000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${zone!.log.slice(-2000)}`));
+    const calmMs = performance.now() - t0;
+    assert.equal(await looped, 0, 'the loop ran');
+    const used = cpuMs(zone!.pid) - c0;
+    await eventually('the loop\'s last name in the file', () => zone!.content.includes(`+spun.lan.idle.test:${many!.addresses[0]}:`), 1000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${zone!.log.slice(-2000)}`));
+    console.log(`sethostname loop: ${calls.trim()} calls in ${LOOP_MS} ms; ontap-zone used ${used} ms of CPU; another workload's name in the file after ${calmMs.toFixed(0)} ms`);
+    assert.ok(Number(calls) > 1000, `the loop rang the doorbell only ${calls.trim()} times`);
+    assert.ok(used < LOOP_MS / 3, `ontap-zone used ${used} ms of CPU in ${LOOP_MS} ms of a sethostname loop`);
   });
 });
