@@ -70,6 +70,7 @@
             ontap-zone-configuration-ontap
             ontap-zone-configuration-arguments
             ontap-zone-configuration-mdns?
+            ontap-zone-configuration-names
             ontap-zone-configuration-state-directory
             ontap-zone-configuration-requirement
             ontap-zone-service-type))
@@ -121,6 +122,10 @@
                          (string-every (char-set-union (char-set #\_) char-set:lower-case char-set:digit)
                                        (substring item 1))))
                   (string-split value #\,)))))
+
+(define (zone-names? value)
+  ;; ontap-zone --names: where a workload's names come from.
+  (member value '("alias" "hostname" "both")))
 
 (define (verbosity? value)
   (member value '("debug" "info" "warn" "error")))
@@ -412,6 +417,11 @@ in new network and UTS namespaces, as an unprivileged user holding only the give
    (boolean #f)
    "Whether ontap-zone also answers for @var{NAME}@code{.local} by multicast DNS on every
 workload's links (@option{--mdns}); with it, @option{--domain} in @code{arguments} is optional.")
+  (names
+   (zone-names "both")
+   "Where the workloads' names come from (@option{--names}): @code{\"alias\"}, the name a
+workload was started with (@command{ontap -n}); @code{\"hostname\"}, the host name of a UTS
+namespace its processes are in; or @code{\"both\"}.")
   (state-directory
    (string "/var/lib/ontap-zone")
    "A directory for ontap-zone's state, created at activation (mode 0755), passed to it as
@@ -428,6 +438,7 @@ workload's links (@option{--mdns}); with it, @option{--domain} in @code{argument
          (start #~(make-forkexec-constructor
                    (cons #$(ontap-program (ontap-zone-configuration-ontap config) "ontap-zone")
                          '#$(append (if (ontap-zone-configuration-mdns? config) '("--mdns") '())
+                                    (list (string-append "--names=" (ontap-zone-configuration-names config)))
                                     (ontap-zone-configuration-arguments config)))
                    #:environment-variables
                    (cons #$(string-append "STATE_DIRECTORY="

@@ -107,7 +107,8 @@
     (missing-user . ,(refuses? (lambda () (ontap-exec-configuration (port "eth0") (name "web") (exec #~(list "true"))))))
     (ontapd-uplinks . ,(refuses? (lambda () (ontapd-configuration (uplinks '("eth0" "bad/name"))))))
     (ontapd-verbosity . ,(refuses? (lambda () (ontapd-configuration (verbosity "loud")))))
-    (ontapd-family . ,(refuses? (lambda () (ontapd-configuration (family "dummy")))))))
+    (ontapd-family . ,(refuses? (lambda () (ontapd-configuration (family "dummy")))))
+    (zone-names . ,(refuses? (lambda () (ontap-zone-configuration (names "dns")))))))
 
 (define valid
   (not (refuses? (exec-with (caps "+net_bind_service,+net_raw") (mode "l2") (group "www")))))
@@ -158,7 +159,9 @@
                 (ontapd . ,(describe (ontapd-for example)))
                 (zone . ,(describe (service ontap-zone-service-type)))
                 (zone-mdns . ,(describe (service ontap-zone-service-type
-                                                 (ontap-zone-configuration (mdns? #t) (arguments '("--verbosity=debug"))))))))
+                                                 (ontap-zone-configuration (mdns? #t) (arguments '("--verbosity=debug"))))))
+                (zone-alias . ,(describe (service ontap-zone-service-type
+                                                  (ontap-zone-configuration (names "alias")))))))
     (invalid . ,invalid)
     (valid . ,valid)
     (run . ,run))))

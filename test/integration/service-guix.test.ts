@@ -37,7 +37,7 @@ interface Described { shepherd: Shepherd[]; accounts: Account[] }
 interface Endpoint { path: string; name: string; style: number; owner: number; group: string; 'directory-permissions': number }
 interface Check {
   fields: Record<string, Field[]>;
-  example: { exec: Described; ontapd: Described; zone: Described; 'zone-mdns': Described };
+  example: { exec: Described; ontapd: Described; zone: Described; 'zone-mdns': Described; 'zone-alias': Described };
   invalid: Record<string, boolean>;
   valid: boolean;
   run: { ontapd: { command: string[]; endpoints: Endpoint[] }; exec: { command: string[] } } | false;
@@ -118,7 +118,10 @@ describeWhen('guix/ontap/services.scm against a stand-in for Guix', missing([[()
     assert.deepEqual(zone?.provision, ['ontap-zone']);
     assert.doesNotMatch(zone!.start, /--mdns/, 'multicast DNS is off by default');
     const [mdns] = result.example['zone-mdns'].shepherd;
-    assert.match(mdns!.start, /\(quote \("--mdns" "--verbosity=debug"\)\)/, 'mdns? #t puts --mdns first');
+    assert.match(mdns!.start, /\(quote \("--mdns" "--names=both" "--verbosity=debug"\)\)/, 'mdns? #t puts --mdns first');
+    assert.match(zone!.start, /\(quote \("--names=both"\)\)/, 'names from aliases and host names by default');
+    const [alias] = result.example['zone-alias'].shepherd;
+    assert.match(alias!.start, /\(quote \("--names=alias"\)\)/, 'names "alias" gives --names=alias');
   });
 });
 
