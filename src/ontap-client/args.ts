@@ -27,6 +27,9 @@ Options (before or after SOCKET):
                        allowed: the uplink's, ontapd --ipvlan-mode)
                        macvlan/macvtap: bridge (default), private, vepa, passthru
       --flag FLAG      ipvlan/ipvtap: bridge, private, vepa (likewise the uplink's)
+      --dhcp           ipvlan/macvlan: ontapd leases an IPv4 address for the device from
+                       the LAN's DHCP server and holds it while COMMAND runs; COMMAND starts
+                       once the address is on the device (ontapd --dhcp-timeout, 10 s)
       --netns          run COMMAND in a new network namespace (needs CAP_SYS_ADMIN)
       --uts            run COMMAND in a new UTS namespace with hostname NAME (needs -n)
       --keep-fd N      hand inherited descriptor N on to COMMAND (repeatable); the ones
@@ -38,7 +41,9 @@ Options (before or after SOCKET):
 Environment given to COMMAND:
   ONTAP_IFNAME, ONTAP_IFINDEX, ONTAP_HWADDR, ONTAP_MTU, ONTAP_TYPE, ONTAP_UPLINK,
   ONTAP_NAME, ONTAP_NSID (ipvlan/macvlan), ONTAP_QUEUES, ONTAP_FD0.. and ONTAP_VNET_HDR=1
-  (tap types), ONTAP_LEASE_FD (the connection that keeps the device: keep it open).
+  (tap types), ONTAP_LEASE_FD (the connection that keeps the device: keep it open);
+  with --dhcp: ONTAP_IPV4 (address/prefix), ONTAP_IPV4_GATEWAY, ONTAP_DNS (comma-separated),
+  ONTAP_DOMAIN, ONTAP_DHCP_LEASE (seconds), ONTAP_DHCP_SERVER.
 
 Exit status: COMMAND's own; before the exec: 64 usage, 69 ontapd unreachable, 77 refused
 by ontapd, 70 other failures, 126/127 COMMAND not executable / not found. See ontap(1).
@@ -56,6 +61,8 @@ export interface ClientArgs {
   flag: string | undefined;
   netns: boolean;
   uts: boolean;
+  /** Ask ontapd for an IPv4 lease (request ipv4: "dhcp"). */
+  dhcp: boolean;
   /** Inherited descriptors to hand on to COMMAND (Node marks every inherited one close-on-exec). */
   keepFds: number[];
   verbosity: Level;
@@ -93,7 +100,7 @@ export function parseClientArgs(argv: string[]): Parsed {
       keepFds.push(Number(value));
       continue;
     }
-    if (arg === '--netns' || arg === '--uts') {
+    if (arg === '--netns' || arg === '--uts' || arg === '--dhcp') {
       flags.add(arg.slice(2));
       continue;
     }
@@ -141,8 +148,12 @@ export function parseClientArgs(argv: string[]): Parsed {
   const uts = flags.has('uts');
   if (uts && raw.name === undefined) throw new UsageError('--uts needs -n NAME (the hostname)');
   if (netns && isTapType(type)) throw new UsageError(`--netns is for ipvlan and macvlan: ${type} devices stay on the host`);
+  const dhcp = flags.has('dhcp');
+  if (dhcp && violation(rules.ipv4, 'dhcp', type) === 'type') {
+    throw new UsageError(`--dhcp is for ${typesText(rules.ipv4.onlyFor)}: a ${type} guest runs its own DHCP client (with a client identifier of its own)`);
+  }
   return {
-    type, queues, name: raw.name, mode: raw.mode, flag: raw.flag, netns, uts, verbosity,
+    type, queues, name: raw.name, mode: raw.mode, flag: raw.flag, netns, uts, dhcp, verbosity,
     socket: positionals[0], command, keepFds,
   };
 }
@@ -154,5 +165,6 @@ export function requestFor(args: ClientArgs): AllocateRequest {
   if (args.name !== undefined) request.name = args.name;
   if (args.mode !== undefined) request.mode = args.mode;
   if (args.flag !== undefined) request.flag = args.flag;
+  if (args.dhcp) request.ipv4 = 'dhcp';
   return request;
 }

@@ -29,6 +29,14 @@ function environment(lease: Lease, args: ClientArgs): string[] {
     ONTAP_MTU: String(d.mtu), ONTAP_UPLINK: d.uplink, ONTAP_LEASE_FD: String(lease.fd),
   });
   if (d.name !== undefined) env.ONTAP_NAME = d.name;
+  if (d.ipv4 !== undefined) {
+    env.ONTAP_IPV4 = `${d.ipv4.address}/${d.ipv4.prefixLength}`;
+    if (d.ipv4.gateway !== undefined) env.ONTAP_IPV4_GATEWAY = d.ipv4.gateway;
+    env.ONTAP_DNS = d.ipv4.dns.join(',');
+    if (d.ipv4.domain !== undefined) env.ONTAP_DOMAIN = d.ipv4.domain;
+    env.ONTAP_DHCP_LEASE = String(d.ipv4.leaseSeconds);
+    env.ONTAP_DHCP_SERVER = d.ipv4.server;
+  }
   if (d.nsid !== undefined) env.ONTAP_NSID = String(d.nsid);
   if (isTapType(d.type)) {
     env.ONTAP_QUEUES = String(d.queues);
@@ -101,7 +109,8 @@ function main(): void {
   log.debug('request', { socket: socketPath, type: args.type, queues: request.queues, name: args.name, mode: args.mode });
   let lease: Lease;
   try {
-    lease = requestDevice(socketPath, request, nsFd);
+    // ontapd answers a DHCP request once the address is bound, or after its --dhcp-timeout (at most 60 s).
+    lease = requestDevice(socketPath, request, nsFd, request.ipv4 !== undefined ? 75000 : undefined);
   } catch (e) {
     if (!(e instanceof ClientError)) throw e;
     const where = e.field ? ` (field ${e.field})` : '';
@@ -114,7 +123,8 @@ function main(): void {
   } finally {
     if (nsFd !== undefined) closeSync(nsFd);
   }
-  log.debug('device', { ...lease.device, fds: lease.tapFds.join(',') });
+  const { ipv4, ...device } = lease.device;
+  log.debug('device', { ...device, fds: lease.tapFds.join(','), ipv4: ipv4 === undefined ? undefined : `${ipv4.address}/${ipv4.prefixLength}` });
 
   if (!isTapType(args.type)) {
     try {

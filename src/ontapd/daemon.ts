@@ -20,6 +20,10 @@ import { ownedByOurUserNamespace } from './namespace-owner.js';
 import type { PortSocket } from './listener.js';
 import { AcceptPause } from './accept-pause.js';
 import { CloseBacklog, closeConnection, closeForeign, closeOwn, UNKNOWN_PEER_LANE } from './closer.js';
+import { DhcpLease } from './dhcp-lease.js';
+import { dhcpClientId } from './identity.js';
+import { parseMac } from '../netns/rtnl/link.js';
+import type { Ipv4Info } from '../protocol/messages.js';
 
 export interface DaemonLimits {
   /** Devices held at once, all callers together. */
@@ -30,11 +34,13 @@ export interface DaemonLimits {
   maxPending: number;
   /** The same, per uid. */
   maxPendingPerUid: number;
+  /** Milliseconds a DHCP lease (ipv4: "dhcp") has to be bound before the request fails. */
+  dhcpTimeoutMs: number;
   /** Milliseconds a connection has to send its request. */
   requestTimeoutMs: number;
 }
 
-export const defaultLimits: DaemonLimits = { maxDevices: 4096, maxPerUid: 256, maxPending: 1024, maxPendingPerUid: 64, requestTimeoutMs: 5000 };
+export const defaultLimits: DaemonLimits = { maxDevices: 4096, maxPerUid: 256, maxPending: 1024, maxPendingPerUid: 64, requestTimeoutMs: 5000, dhcpTimeoutMs: 10000 };
 
 /** The administrator's rules beyond the caps (ontapd's options). */
 export interface DaemonPolicy {
@@ -60,6 +66,10 @@ interface Connection {
   refusedExtra: boolean;
   /** Whether the lease's allocate line was written (its release line is written then too). */
   leaseLogged: boolean;
+  /** Whether the connection still counts as waiting (pending): until it holds a device. */
+  pending: boolean;
+  /** ipv4: "dhcp": the IPv4 lease held for the device. */
+  dhcp: DhcpLease | undefined;
 }
 
 interface Port {
@@ -123,6 +133,7 @@ export class Daemon {
   readonly links: LinkWatch;
   private readonly tampered = new Cooldown();
   private readonly ownNetns = statSync('/proc/self/ns/net', { bigint: true });
+  private readonly key: Buffer;
   private nextId = 1;
   private pending = 0;
   private devices = 0;
@@ -135,6 +146,7 @@ export class Daemon {
     key: Buffer,
     private readonly policy: DaemonPolicy = defaultPolicy,
   ) {
+    this.key = key;
     this.factory = new DeviceFactory(rtnl, key);
     this.names = new NameRegistry(policy.reserved);
     this.releaser = new Releaser(rtnl, log);
@@ -181,6 +193,7 @@ export class Daemon {
     }
     const conn: Connection = {
       id: this.nextId++, fd, port, peer, state: 'awaiting', timer: undefined, device: undefined, refusedExtra: false, leaseLogged: false,
+      pending: true, dhcp: undefined,
       poller: undefined as unknown as Poller,
     };
     const waitingOfUid = this.pendingPerUid.get(peer.uid) ?? 0;
@@ -271,7 +284,8 @@ export class Daemon {
         const fields = {
           conn: conn.id, pid: conn.peer.pid, uid: conn.peer.uid, uplink: device.info.uplink, type: device.info.type,
           ifname: device.info.ifname, ifindex: device.ifindex, nsid: device.nsid, name: device.info.name,
-          queues: device.info.queues, us: Number((process.hrtime.bigint() - started) / 1000n),
+          queues: device.info.queues, ipv4: device.info.ipv4 === undefined ? undefined : `${device.info.ipv4.address}/${device.info.ipv4.prefixLength}`,
+          us: Number((process.hrtime.bigint() - started) / 1000n),
         };
         if (conn.peer.uid === 0) {
           this.log.info('allocate', fields);
@@ -361,13 +375,25 @@ export class Daemon {
     this.links.watch({ device, uplinkIfindex, guardAddress: guardsAddress(device), onProblem: (p) => this.onLinkProblem(conn, device, p) });
     // From here the lease owns the namespace descriptor: take it out of what the caller closes.
     if (device.netnsFd !== undefined) fds.splice(fds.indexOf(device.netnsFd), 1);
+    let info = device.info;
+    if (req.ipv4 === 'dhcp' && conn.state !== 'closed') {
+      try {
+        info = { ...info, ipv4: await this.leaseIpv4(conn, device) };
+      } catch (e) {
+        closeOwn(tapFds);
+        conn.dhcp?.release();
+        conn.dhcp = undefined;
+        this.releaseDevice(conn);
+        throw e;
+      }
+    }
     if (conn.state === 'closed') {
       // The caller went away while we worked: its lease is already over.
       closeOwn(tapFds);
       this.releaseDevice(conn);
       throw new RequestError('internal', 'caller closed the connection during allocation');
     }
-    const reply: Reply = { v: PROTOCOL_VERSION, ok: true, device: device.info };
+    const reply: Reply = { v: PROTOCOL_VERSION, ok: true, device: info };
     try {
       const sent = native().sendmsg(conn.fd, Buffer.from(JSON.stringify(reply)), tapFds, undefined);
       if (sent < 0) throw new Error('reply would block');
@@ -382,6 +408,22 @@ export class Daemon {
     conn.state = 'leased';
     this.donePending(conn);
     return device;
+  }
+
+  /**
+   * Holds an IPv4 lease for the device until the connection ends; resolves once bound. While it
+   * waits the connection holds a device (counted by the device caps), so it stops counting as
+   * waiting: 256 workloads of one uid may lease at once.
+   */
+  private leaseIpv4(conn: Connection, device: Device): Promise<Ipv4Info> {
+    this.donePending(conn);
+    const lease = new DhcpLease({
+      netnsFd: device.netnsFd!, ifname: device.info.ifname, ifindex: device.info.ifindex, hwaddr: parseMac(device.info.hwaddr),
+      clientId: dhcpClientId(this.key, conn.peer.uid, device.info.name, device.info.ifindex),
+      hostname: device.info.name, uplink: device.info.uplink, conn: conn.id, uid: conn.peer.uid,
+    }, this.limits.dhcpTimeoutMs, { openRtnl: (fd) => this.rtnl.openInNamespace(fd), log: this.log });
+    conn.dhcp = lease;
+    return lease.bound;
   }
 
   private account(uid: number, uplink: string, req: AllocateRequest, delta: 1 | -1): void {
@@ -491,6 +533,8 @@ export class Daemon {
   }
 
   private donePending(conn: Connection): void {
+    if (!conn.pending) return;
+    conn.pending = false;
     this.pending--;
     const n = (this.pendingPerUid.get(conn.peer.uid) ?? 1) - 1;
     if (n > 0) this.pendingPerUid.set(conn.peer.uid, n);
@@ -499,9 +543,11 @@ export class Daemon {
 
   private close(conn: Connection, reason: string, releaseSoon = false): void {
     if (conn.state === 'closed') return;
-    if (conn.state === 'awaiting' || conn.state === 'allocating') this.donePending(conn);
+    this.donePending(conn);
     const wasAllocating = conn.state === 'allocating';
     conn.state = 'closed';
+    // DHCPRELEASE goes out now, while the device is still there (its deletion comes later).
+    conn.dhcp?.release();
     clearTimeout(conn.timer);
     conn.poller.close();
     this.backlog.forget(conn);

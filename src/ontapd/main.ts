@@ -27,6 +27,8 @@ Options:
   --max-devices N        devices held at once by all callers (default ${defaultLimits.maxDevices})
   --max-per-uid N        devices held at once by one uid (default ${defaultLimits.maxPerUid})
   --request-timeout MS   time a connection has to send its request (default ${defaultLimits.requestTimeoutMs})
+  --dhcp-timeout S       time a DHCP lease (ontap --dhcp) has to be bound before the request
+                         fails as unavailable, 1..60 seconds (default ${defaultLimits.dhcpTimeoutMs / 1000})
   --family FAMILY        what the uplinks serve: ipvlan (ipvlan, ipvtap; the default) or
                          macvlan (macvlan, macvtap)
   --ipvlan-mode MODE     their ipvlan mode: ${uplinkSettings.ipvlanMode.values.join(', ')} (default ${uplinkSettings.ipvlanMode.default})
@@ -107,6 +109,13 @@ function reservations(values: string[]): Map<string, number> {
   return reserved;
 }
 
+/** ontap waits 75 s for a DHCP request's answer: the timeout stays well inside that. */
+function dhcpTimeout(value: string | undefined): number {
+  if (value === undefined) return defaultLimits.dhcpTimeoutMs;
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1 || Number(value) > 60) throw new UsageError(`--dhcp-timeout must be a number of seconds between 1 and 60, not "${value}"`);
+  return Number(value) * 1000;
+}
+
 /** Linux interface names: 1-15 bytes, no '/', ':' or whitespace, not "." or "..". */
 const IFNAME = /^(?!\.{1,2}$)[^/:\s]{1,15}$/;
 
@@ -121,6 +130,7 @@ function parse(argv: string[]): Config | 'help' | 'version' {
       'max-devices': { type: 'string' },
       'max-per-uid': { type: 'string' },
       'request-timeout': { type: 'string' },
+      'dhcp-timeout': { type: 'string' },
       reserve: { type: 'string', multiple: true },
       family: { type: 'string' },
       'ipvlan-mode': { type: 'string' },
@@ -150,6 +160,7 @@ function parse(argv: string[]): Config | 'help' | 'version' {
       maxDevices: positiveInt('max-devices', values['max-devices'], defaultLimits.maxDevices),
       maxPerUid: positiveInt('max-per-uid', values['max-per-uid'], defaultLimits.maxPerUid),
       requestTimeoutMs: positiveInt('request-timeout', values['request-timeout'], defaultLimits.requestTimeoutMs),
+      dhcpTimeoutMs: dhcpTimeout(values['dhcp-timeout']),
     },
     policy: { reserved: reservations(values.reserve ?? []), uplink: uplinkConfig(values) },
   };

@@ -53,6 +53,33 @@ export interface AllocateRequest {
   mode?: string;
   /** ipvlan/ipvtap only: bridge | private | vepa. */
   flag?: string;
+  /**
+   * ipvlan/macvlan only: "dhcp", ontapd leases an IPv4 address for the device from the LAN's DHCP
+   * server and holds it for as long as the connection lives; the reply comes once it is bound.
+   */
+  ipv4?: string;
+}
+
+export const ipv4Methods = ['dhcp'] as const;
+export const namespacedTypes = ['ipvlan', 'macvlan'] as const satisfies readonly DeviceType[];
+
+/** The IPv4 configuration ontapd put on the device (ipv4: "dhcp"), as the server granted it. */
+export interface Ipv4Info {
+  /** The address, and the prefix length of its subnet (option 1). */
+  address: string;
+  prefixLength: number;
+  /** The first router (option 3); absent when the server gave none. */
+  gateway?: string;
+  /** Whether ontapd added a default route via the gateway (not when the namespace had one). */
+  defaultRoute: boolean;
+  /** Name servers (option 6), in the server's order. */
+  dns: string[];
+  /** Domain name (option 15). */
+  domain?: string;
+  /** The lease's length in seconds as granted; ontapd renews it. */
+  leaseSeconds: number;
+  /** The server that granted it (option 54). */
+  server: string;
 }
 
 export interface DeviceInfo {
@@ -72,6 +99,8 @@ export interface DeviceInfo {
   flag?: string;
   name?: string;
   uplink: string;
+  /** ipv4: "dhcp" requests: the lease ontapd holds for the device. */
+  ipv4?: Ipv4Info;
 }
 
 export interface AllocateReply {

@@ -6,7 +6,7 @@
  */
 import {
   DNS_LABEL, DNS_LABEL_RULE, MAX_QUEUES, PROTOCOL_VERSION, deviceTypes, ipvlanFamily, ipvlanFlags, ipvlanModes,
-  macvlanModes, tapTypes, type AllocateRequest, type DeviceType,
+  macvlanModes, tapTypes, ipv4Methods, namespacedTypes, type AllocateRequest, type DeviceType,
 } from './messages.js';
 
 export type RuleField = keyof AllocateRequest;
@@ -37,6 +37,7 @@ export const requestRules = {
     valuesByType: { ipvlan: ipvlanModes, ipvtap: ipvlanModes, macvlan: macvlanModes, macvtap: macvlanModes },
   },
   flag: { kind: 'choice', required: false, values: ipvlanFlags, onlyFor: ipvlanFamily },
+  ipv4: { kind: 'choice', required: false, values: ipv4Methods, onlyFor: namespacedTypes },
 } as const satisfies Record<RuleField, FieldRule>;
 
 /**

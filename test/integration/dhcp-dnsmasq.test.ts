@@ -1,0 +1,3 @@
+import { dhcpSuite } from './dhcp-suite.js';
+
+dhcpSuite({ type: 'macvlan', family: 'macvlan', leaseMs: 3000 });
