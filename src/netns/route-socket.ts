@@ -11,8 +11,8 @@ import {
   TargetNsidUnsupportedError,
 } from './netlink/errors.js';
 import { decodeHeader, encodeMessage, type NetlinkMessage, type NetlinkRequest } from './netlink/message.js';
-import { decodeAddress, dumpAddressesRequest, familyNumber } from './rtnl/address.js';
-import { RTM } from './rtnl/constants.js';
+import { decodeAddress, delAddressRequest, dumpAddressesRequest, familyNumber, newAddressRequest } from './rtnl/address.js';
+import { RT_TABLE, RTM } from './rtnl/constants.js';
 import {
   createLinkSteps,
   decodeLink,
@@ -24,7 +24,21 @@ import {
   setLinkRequest,
 } from './rtnl/link.js';
 import { decodeNsid, dumpNsidsRequest, getNsidRequest, newNsidRequest } from './rtnl/nsid.js';
-import type { Address, Link, LinkChange, LinkCreate, LinkSelector } from './types.js';
+import { decodeRoute, delRouteRequest, dumpRoutesRequest, newRouteRequest, type RouteDumpOptions } from './rtnl/route.js';
+import type {
+  Address,
+  AddressCreate,
+  AddressSelector,
+  Link,
+  LinkChange,
+  LinkCreate,
+  LinkSelector,
+  Route,
+  RouteCreate,
+  RouteSelector,
+} from './types.js';
+
+export type { RouteDumpOptions } from './rtnl/route.js';
 
 /** Big enough for any rtnetlink datagram: the kernel sizes dump batches to at most 32 KiB. */
 const RECV_BYTES = 65536;
@@ -138,6 +152,17 @@ function checkEcho(op: string, want: number | undefined, got: number | undefined
 function selName(sel: LinkSelector): string {
   const who = sel.ifindex !== undefined ? `#${sel.ifindex}` : (sel.ifname ?? '?');
   return sel.targetNsid !== undefined ? `${who}@nsid${sel.targetNsid}` : who;
+}
+
+function addrName(sel: AddressSelector): string {
+  return `${sel.address}/${sel.prefixLength} dev #${sel.ifindex}`;
+}
+
+function routeName(sel: RouteSelector): string {
+  const dst = sel.dst === undefined ? 'default' : `${sel.dst}/${sel.dstLength ?? 32}`;
+  const via = sel.gateway !== undefined ? ` via ${sel.gateway}` : '';
+  const dev = sel.oif !== undefined ? ` dev #${sel.oif}` : '';
+  return `${dst}${via}${dev}`;
 }
 
 interface Pending {
@@ -490,6 +515,63 @@ export class RouteSocket {
       out.push(addr);
     }
     return out;
+  }
+
+  /**
+   * RTM_NEWADDR with NLM_F_CREATE|NLM_F_EXCL: an IPv4 address with lifetimes (a lease) in this
+   * socket's namespace (open it inside the workload's: openInNamespace). NetlinkError EEXIST when
+   * the device has that address already, ENODEV without the device.
+   */
+  addAddress(req: AddressCreate): void {
+    this.exchange(`addAddress(${addrName(req)})`, newAddressRequest({ ...req, replace: false }), 'ack');
+  }
+
+  /**
+   * RTM_NEWADDR with NLM_F_CREATE|NLM_F_REPLACE: adds the address, or gives the one there (same
+   * address and prefix on the device) the new lifetimes and broadcast: a lease renewal.
+   */
+  replaceAddress(req: AddressCreate): void {
+    this.exchange(`replaceAddress(${addrName(req)})`, newAddressRequest({ ...req, replace: true }), 'ack');
+  }
+
+  /** RTM_DELADDR; NetlinkError EADDRNOTAVAIL when the device has no such address. */
+  deleteAddress(sel: AddressSelector): void {
+    this.exchange(`deleteAddress(${addrName(sel)})`, delAddressRequest(sel), 'ack');
+  }
+
+  // --- routes
+
+  /**
+   * RTM_GETROUTE dump, by default of table main and every family; the family and table filters
+   * are applied in TS too (the kernel applies them only under strict checking).
+   */
+  dumpRoutes(opts: RouteDumpOptions = {}): Route[] {
+    const op = `dumpRoutes(${opts.family !== undefined ? `IPv${opts.family}` : 'all families'}, table ${opts.table ?? RT_TABLE.MAIN})`;
+    const table = opts.table ?? RT_TABLE.MAIN;
+    const out: Route[] = [];
+    for (const msg of this.dump(op, () => dumpRoutesRequest(opts))) {
+      if (msg.header.type !== RTM.NEWROUTE) continue;
+      const route = decodeRoute(msg.payload, msg.offset + 16);
+      if (route === undefined) continue;
+      if (opts.family !== undefined && route.family !== opts.family) continue;
+      if (table !== RT_TABLE.UNSPEC && route.table !== table) continue;
+      out.push(route);
+    }
+    return out;
+  }
+
+  /**
+   * RTM_NEWROUTE with NLM_F_CREATE|NLM_F_EXCL. NetlinkError EEXIST when the table has a route to
+   * that destination with that metric already (for a default route: any default, whatever its
+   * gateway), ENETUNREACH when the gateway is not on a network of the device.
+   */
+  addRoute(req: RouteCreate): void {
+    this.exchange(`addRoute(${routeName(req)})`, newRouteRequest(req), 'ack');
+  }
+
+  /** RTM_DELROUTE of the first route that matches; NetlinkError ESRCH when none does. */
+  deleteRoute(sel: RouteSelector): void {
+    this.exchange(`deleteRoute(${routeName(sel)})`, delRouteRequest(sel), 'ack');
   }
 
   // --- plumbing

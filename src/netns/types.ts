@@ -126,3 +126,110 @@ export interface Address {
   validLifetime: number | undefined;
   preferredLifetime: number | undefined;
 }
+
+/** An IFA_CACHEINFO lifetime that never ends (INFINITY_LIFE_TIME). */
+export const LIFETIME_FOREVER = 0xffffffff;
+
+/**
+ * An IPv4 address to add (RTM_NEWADDR), as a DHCP client sets a lease: the lifetimes are what
+ * remains of it, in seconds (LIFETIME_FOREVER: no end). The kernel deprecates the address when the
+ * preferred lifetime ends and removes it, with its prefix route, when the valid lifetime ends.
+ */
+export interface AddressCreate {
+  ifindex: number;
+  family: 4;
+  address: string;
+  prefixLength: number;
+  /** IFA_BROADCAST; none when undefined (as `ip addr add` without brd). */
+  broadcast?: string;
+  /** At least 1, at most LIFETIME_FOREVER. */
+  validSeconds: number;
+  /** At most validSeconds; 0 makes the address deprecated at once. */
+  preferredSeconds: number;
+}
+
+/** One address to delete (RTM_DELADDR): an AddressCreate selects the address it made. */
+export interface AddressSelector {
+  ifindex: number;
+  family: 4;
+  address: string;
+  prefixLength: number;
+}
+
+/** RTPROT_* (linux/rtnetlink.h): who installed a route. */
+export const RouteProtocol = { unspec: 0, redirect: 1, kernel: 2, boot: 3, static: 4, ra: 9, dhcp: 16 } as const;
+/** enum rt_scope_t. */
+export const RouteScope = { universe: 0, site: 200, link: 253, host: 254, nowhere: 255 } as const;
+/** enum rt_class_t: well-known table ids. */
+export const RouteTable = { unspec: 0, default: 253, main: 254, local: 255 } as const;
+/** RTN_* (rtm_type). */
+export const RouteType = {
+  unspec: 0, unicast: 1, local: 2, broadcast: 3, anycast: 4, multicast: 5, blackhole: 6, unreachable: 7, prohibit: 8, throw: 9, nat: 10,
+} as const;
+
+/** A route as reported by the kernel (RTM_NEWROUTE in a dump). */
+export interface Route {
+  family: 4 | 6;
+  /** RTA_DST: the destination network; undefined for a default route (dstLength 0). */
+  dst: string | undefined;
+  /** rtm_dst_len. */
+  dstLength: number;
+  /** RTA_GATEWAY; undefined for a route on the link, and for multipath routes (RTA_MULTIPATH). */
+  gateway: string | undefined;
+  /** RTA_OIF: the output device's ifindex; undefined for multipath routes. */
+  oif: number | undefined;
+  /** RTA_TABLE when present, else rtm_table. */
+  table: number;
+  /** rtm_protocol (RouteProtocol). */
+  protocol: number;
+  /** rtm_scope (RouteScope). */
+  scope: number;
+  /** rtm_type (RouteType). */
+  type: number;
+  /** RTA_PRIORITY (the metric); 0 when absent, as the kernel means it. */
+  priority: number;
+  /** RTA_PREFSRC, if any. */
+  prefsrc: string | undefined;
+}
+
+/**
+ * A unicast IPv4 route to add (RTM_NEWROUTE with NLM_F_CREATE|NLM_F_EXCL): without dst, the
+ * default route. The kernel refuses (EEXIST) a route whose destination, table and metric an
+ * existing one has, whatever its gateway: one default route per metric and table.
+ */
+export interface RouteCreate {
+  family: 4;
+  /** The destination network (host bits zero); undefined with dstLength 0 or undefined: default. */
+  dst?: string;
+  dstLength?: number;
+  gateway?: string;
+  /** RTA_OIF: the output device. */
+  oif: number;
+  /** Default RouteTable.main. */
+  table?: number;
+  /** rtm_protocol: RouteProtocol.dhcp for routes from a lease. */
+  protocol: number;
+  /** Default universe with a gateway, link without (as iproute2). */
+  scope?: number;
+  /** RTA_PRIORITY (metric), default 0. */
+  priority?: number;
+  /** RTA_PREFSRC. */
+  prefsrc?: string;
+}
+
+/**
+ * The route(s) to delete (RTM_DELROUTE): destination and table must match; protocol, gateway, oif
+ * and priority match when given (so a DHCP client deletes only its own route); scope and type match
+ * anything. A RouteCreate selects the route it made.
+ */
+export interface RouteSelector {
+  family: 4;
+  dst?: string;
+  dstLength?: number;
+  gateway?: string;
+  oif?: number;
+  /** Default RouteTable.main. */
+  table?: number;
+  protocol?: number;
+  priority?: number;
+}

@@ -16,7 +16,7 @@ import {
   Policy,
   PolicyEncoder,
 } from '../../src/netns/netlink/index.js';
-import { decodeAddress, decodeLink, decodeNsid, RTM_NAMES } from '../../src/netns/rtnl/index.js';
+import { decodeAddress, decodeLink, decodeNsid, decodeRoute, RTM_NAMES } from '../../src/netns/rtnl/index.js';
 import { fixtureNames, loadFixture } from '../fixtures/netlink/load.js';
 import { prng } from '../helpers/prng.js';
 
@@ -251,6 +251,7 @@ function decodeEverything(buf: Buffer): void {
       case 3: parseDone(m); break;
       case 16: case 17: decodeLink(m.payload); break;
       case 20: case 21: decodeAddress(m.payload); break;
+      case 24: case 25: decodeRoute(m.payload); break;
       case 88: case 89: decodeNsid(m.payload); break;
       default: break;
     }

@@ -1,9 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeMessages, HeaderFlag } from '../../src/netns/netlink/index.js';
-import { addrPolicy, decodeAddress, dumpAddressesRequest, formatIPv4, formatIPv6, IFADDRMSG_LEN, RTM } from '../../src/netns/rtnl/index.js';
+import { decodeAttrs, decodeMessages, HeaderFlag, netlinkErrorFrom, parseError } from '../../src/netns/netlink/index.js';
+import {
+  addrPolicy, decodeAddress, delAddressRequest, dumpAddressesRequest, formatIPv4, formatIPv6, IFA, IFADDRMSG_LEN, newAddressRequest, RTM,
+} from '../../src/netns/rtnl/index.js';
 import { eventsFromDatagram } from '../../src/netns/route-monitor.js';
-import { AddressFlag, type Address } from '../../src/netns/types.js';
+import { AddressFlag, LIFETIME_FOREVER, type Address, type AddressCreate } from '../../src/netns/types.js';
 import { compareRequest } from '../fixtures/netlink/compare.js';
 import { loadFixture, metaNumber, request, type Fixture } from '../fixtures/netlink/load.js';
 
@@ -72,6 +74,85 @@ describe('decoding kernel address replies', () => {
       assert.equal(e.address.flags & AddressFlag.secondary, AddressFlag.secondary);
       assert.equal(e.nsid, undefined);
     }
+  });
+});
+
+/** The lease address of the fixtures: 10.1.2.3/24 on up1. */
+function lease(f: Fixture, extra: Partial<AddressCreate> = {}): AddressCreate {
+  return { ifindex: metaNumber(f, 'up1'), family: 4, address: '10.1.2.3', prefixLength: 24, validSeconds: 100, preferredSeconds: 100, ...extra };
+}
+
+function replyError(f: Fixture) {
+  const [m] = decodeMessages(f.received[0]!);
+  return netlinkErrorFrom('test', m!.header.seq, parseError(m!));
+}
+
+describe('RTM_NEWADDR / RTM_DELADDR requests match iproute2 byte for byte', () => {
+  test('ip addr add 10.1.2.3/24 dev up1 valid_lft 100 preferred_lft 100', () => {
+    const f = loadFixture('addr-new-lifetimes');
+    compareRequest(newAddressRequest({ ...lease(f), replace: false }), request(f), IFADDRMSG_LEN, addrPolicy);
+  });
+  test('ip addr replace ... valid_lft 200 preferred_lft 150 (NLM_F_CREATE|NLM_F_REPLACE)', () => {
+    const f = loadFixture('addr-replace-lifetimes');
+    compareRequest(newAddressRequest({ ...lease(f, { validSeconds: 200, preferredSeconds: 150 }), replace: true }), request(f), IFADDRMSG_LEN, addrPolicy);
+  });
+  test('ip addr add 10.1.2.4/24 brd + ... valid_lft forever preferred_lft forever', () => {
+    const f = loadFixture('addr-new-brd-forever');
+    const req = newAddressRequest({
+      ...lease(f, { address: '10.1.2.4', broadcast: '10.1.2.255', validSeconds: LIFETIME_FOREVER, preferredSeconds: LIFETIME_FOREVER }),
+      replace: false,
+    });
+    compareRequest(req, request(f), IFADDRMSG_LEN, addrPolicy);
+  });
+  test('ip addr del 10.1.2.3/24 dev up1', () => {
+    const f = loadFixture('addr-del');
+    compareRequest(delAddressRequest(lease(f)), request(f), IFADDRMSG_LEN, addrPolicy);
+    compareRequest(delAddressRequest(lease(loadFixture('addr-del-gone'))), request(loadFixture('addr-del-gone')), IFADDRMSG_LEN, addrPolicy);
+  });
+
+  test('IFA_CACHEINFO carries preferred then valid, stamps zero', () => {
+    const req = newAddressRequest({ ifindex: 5, family: 4, address: '192.0.2.7', prefixLength: 28, validSeconds: 30, preferredSeconds: 20, replace: false });
+    const cache = decodeAttrs(req.body, addrPolicy, IFADDRMSG_LEN).raw(IFA.CACHEINFO)!;
+    assert.equal(cache.toString('hex'), '14000000' + '1e000000' + '00'.repeat(8));
+    assert.equal(req.body.readUInt8(3), 0, 'scope universe');
+    assert.equal(newAddressRequest({ ifindex: 1, family: 4, address: '127.0.0.2', prefixLength: 8, validSeconds: 9, preferredSeconds: 9, replace: false }).body.readUInt8(3), 254, 'scope host for 127/8, as iproute2');
+  });
+
+  test('what the kernel would refuse is a RangeError before anything is sent', () => {
+    const ok = { ifindex: 2, family: 4 as const, address: '10.1.2.3', prefixLength: 24, validSeconds: 30, preferredSeconds: 20, replace: false };
+    assert.doesNotThrow(() => newAddressRequest(ok));
+    assert.doesNotThrow(() => newAddressRequest({ ...ok, preferredSeconds: 0 }), 'deprecated at once is allowed');
+    for (const bad of [
+      { validSeconds: 0, preferredSeconds: 0 },
+      { preferredSeconds: 31 },
+      { validSeconds: 2 ** 32 },
+      { validSeconds: 1.5 },
+      { preferredSeconds: -1 },
+      { address: '10.1.2' },
+      { address: '2001:db8::1' },
+      { broadcast: '10.1.2.256' },
+      { prefixLength: 33 },
+      { ifindex: 0 },
+      { family: 6 as unknown as 4 },
+    ]) assert.throws(() => newAddressRequest({ ...ok, ...bad }), RangeError, JSON.stringify(bad));
+    assert.throws(() => delAddressRequest({ ...ok, address: 'x' }), RangeError);
+  });
+});
+
+describe('address replies with lifetimes', () => {
+  test('a leased address reports what remains of its lifetimes, and is not permanent', () => {
+    const f = loadFixture('addr-dump-lifetimes');
+    assert.deepEqual(replyAddresses(f), [{
+      nsid: undefined, family: 4, ifindex: metaNumber(f, 'up1'), address: '10.1.2.3', prefixLength: 24, scope: 0,
+      flags: 0, validLifetime: 200, preferredLifetime: 150,
+    }]);
+  });
+
+  test('the kernel\'s refusals: EEXIST for the same address again, EADDRNOTAVAIL for one gone', () => {
+    const exists = replyError(loadFixture('addr-new-exists'));
+    assert.deepEqual([exists.code, exists.extack], ['EEXIST', 'ipv4: Address already assigned']);
+    const gone = replyError(loadFixture('addr-del-gone'));
+    assert.deepEqual([gone.code, gone.extack], ['EADDRNOTAVAIL', 'ipv4: Address not found']);
   });
 });
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   CrossNamespaceError,
   decodeAttrs,
+  decodeMessages,
   DumpInterruptedError,
   HeaderFlag,
   NetlinkError,
@@ -11,10 +12,13 @@ import {
   TargetNsidUnsupportedError,
   type NetlinkMessage,
 } from '../../src/netns/netlink/index.js';
-import { IFLA, IFINFOMSG_LEN, linkPolicy, NETNSA, nsidPolicy, RTM, RTGENMSG_LEN } from '../../src/netns/rtnl/index.js';
+import {
+  addrPolicy, IFA, IFADDRMSG_LEN, IFLA, IFINFOMSG_LEN, isDefaultRoute, linkPolicy, NETNSA, nsidPolicy, RTA, RTM, RTGENMSG_LEN, RTMSG_LEN, routePolicy,
+} from '../../src/netns/rtnl/index.js';
 import { DUMP_RETRIES, RouteSocket } from '../../src/netns/route-socket.js';
 import { ack, errorMessage, FakeKernel, message, restamp } from '../fixtures/netlink/fake-kernel.js';
 import { loadFixture, metaNumber } from '../fixtures/netlink/load.js';
+import { RouteProtocol, RouteTable, type AddressCreate } from '../../src/netns/types.js';
 
 const linkDump = loadFixture('link-dump');
 const targetDump = loadFixture('link-dump-target-nsid');
@@ -384,5 +388,105 @@ describe('createLink and setLink plumbing', () => {
     const { rtnl } = open(k);
     rtnl.close();
     assert.throws(() => rtnl.getLink({ ifindex: 1 }), /closed/);
+  });
+});
+
+describe('addresses and routes (a DHCP client\'s requests)', () => {
+  const lease: AddressCreate = { ifindex: 2, family: 4, address: '10.1.2.3', prefixLength: 24, validSeconds: 30, preferredSeconds: 20 };
+  const route = { family: 4 as const, gateway: '10.1.2.1', oif: 2, protocol: RouteProtocol.dhcp };
+
+  /** A kernel that acks everything, except that it answers `fixture`'s captured reply to `type`. */
+  function kernel(refuse?: { type: number; fixture: string }) {
+    const k = new FakeKernel();
+    const { rtnl, fd } = open(k);
+    k.handler = (m) => {
+      if (refuse && m.header.type === refuse.type) return replay(loadFixture(refuse.fixture).received, m, k, fd);
+      return [ack(m, k.portOf(fd))];
+    };
+    return { k, rtnl };
+  }
+
+  test('addAddress, replaceAddress, deleteAddress: the flags that make add, renew and delete', () => {
+    const { k, rtnl } = kernel();
+    rtnl.addAddress(lease);
+    rtnl.replaceAddress({ ...lease, validSeconds: 60, preferredSeconds: 45 });
+    rtnl.deleteAddress(lease);
+    const [add, replace, del] = k.requests();
+    assert.deepEqual([add!.header.type, replace!.header.type, del!.header.type], [RTM.NEWADDR, RTM.NEWADDR, RTM.DELADDR]);
+    assert.ok(add!.header.flags & HeaderFlag.excl && !(add!.header.flags & HeaderFlag.replace));
+    assert.ok(replace!.header.flags & HeaderFlag.replace && replace!.header.flags & HeaderFlag.create && !(replace!.header.flags & HeaderFlag.excl));
+    const cache = decodeAttrs(replace!.payload, addrPolicy, IFADDRMSG_LEN).raw(IFA.CACHEINFO)!;
+    assert.deepEqual([cache.readUInt32LE(0), cache.readUInt32LE(4)], [45, 60]);
+    assert.equal(decodeAttrs(del!.payload, addrPolicy, IFADDRMSG_LEN).has(IFA.CACHEINFO), false);
+  });
+
+  test('the kernel\'s refusals arrive as NetlinkError with the errno\'s name (captured replies)', () => {
+    assert.throws(
+      () => kernel({ type: RTM.NEWADDR, fixture: 'addr-new-exists' }).rtnl.addAddress(lease),
+      (e: unknown) => e instanceof NetlinkError && e.code === 'EEXIST' && e.extack === 'ipv4: Address already assigned' && e.op === 'addAddress(10.1.2.3/24 dev #2)',
+    );
+    assert.throws(
+      () => kernel({ type: RTM.DELADDR, fixture: 'addr-del-gone' }).rtnl.deleteAddress(lease),
+      (e: unknown) => e instanceof NetlinkError && e.code === 'EADDRNOTAVAIL',
+    );
+    assert.throws(
+      () => kernel({ type: RTM.NEWROUTE, fixture: 'route-new-default-exists' }).rtnl.addRoute(route),
+      (e: unknown) => e instanceof NetlinkError && e.code === 'EEXIST' && e.op === 'addRoute(default via 10.1.2.1 dev #2)',
+    );
+    assert.throws(
+      () => kernel({ type: RTM.DELROUTE, fixture: 'route-del-gone' }).rtnl.deleteRoute(route),
+      (e: unknown) => e instanceof NetlinkError && e.code === 'ESRCH',
+    );
+  });
+
+  test('invalid input throws before anything is sent', () => {
+    const { k, rtnl } = kernel();
+    assert.throws(() => rtnl.addAddress({ ...lease, preferredSeconds: 31 }), RangeError);
+    assert.throws(() => rtnl.addRoute({ ...route, gateway: 'x' }), RangeError);
+    assert.equal(k.requests().length, 0);
+  });
+
+  test('addRoute and deleteRoute', () => {
+    const { k, rtnl } = kernel();
+    rtnl.addRoute(route);
+    rtnl.deleteRoute(route);
+    const [add, del] = k.requests();
+    assert.deepEqual([add!.header.type, del!.header.type], [RTM.NEWROUTE, RTM.DELROUTE]);
+    for (const m of [add!, del!]) {
+      const a = decodeAttrs(m.payload, routePolicy, RTMSG_LEN);
+      assert.deepEqual([a.raw(RTA.GATEWAY)?.toString('hex'), a.number(RTA.OIF), m.payload.readUInt8(5)], ['0a010201', 2, RouteProtocol.dhcp]);
+    }
+  });
+
+  const routeDump = loadFixture('route-dump-4');
+
+  test('dumpRoutes decodes the strict dump and tells whether a default route exists', () => {
+    const k = new FakeKernel();
+    const { rtnl, fd } = open(k);
+    k.handler = (m) => replay(routeDump.received, m, k, fd);
+    const routes = rtnl.dumpRoutes({ family: 4 });
+    assert.deepEqual(routes.map((r) => [r.dst ?? 'default', r.dstLength, r.gateway]), [['default', 0, '10.1.2.1'], ['10.1.2.0', 24, undefined], ['192.0.2.0', 24, undefined]]);
+    assert.equal(routes.filter(isDefaultRoute).length, 1);
+    const [req] = k.requests();
+    assert.equal(req!.header.type, RTM.GETROUTE);
+    assert.equal(decodeAttrs(req!.payload, routePolicy, RTMSG_LEN).number(RTA.TABLE), RouteTable.main);
+    assert.deepEqual(rtnl.dumpRoutes({ family: 6 }), [], 'filtered in TS too');
+  });
+
+  test('without strict checking the kernel dumps every table: dumpRoutes filters table and family itself', () => {
+    const k = new FakeKernel();
+    const { rtnl, fd } = open(k, { strict: false });
+    // The captured default route moved to table local, as a non-strict kernel would also send it.
+    const local = Buffer.from(decodeMessages(routeDump.received[0]!)[0]!.payload);
+    local.writeUInt8(RouteTable.local, 4);
+    local.writeUInt32LE(RouteTable.local, RTMSG_LEN + 4); // RTA_TABLE, the first attribute
+    k.handler = (m) => [
+      ...replay(routeDump.received.slice(0, -1), m, k, fd),
+      message(RTM.NEWROUTE, HeaderFlag.multi, m.header.seq, k.portOf(fd), local),
+      ...replay(routeDump.received.slice(-1), m, k, fd),
+    ];
+    assert.equal(rtnl.dumpRoutes({ family: 4 }).length, 3);
+    assert.deepEqual(rtnl.dumpRoutes({ family: 4, table: RouteTable.local }).map((r) => [r.table, r.gateway]), [[RouteTable.local, '10.1.2.1']]);
+    assert.equal(rtnl.dumpRoutes({ table: RouteTable.unspec }).length, 4);
   });
 });

@@ -8,6 +8,9 @@ export const RTM = {
   NEWADDR: 20,
   DELADDR: 21,
   GETADDR: 22,
+  NEWROUTE: 24,
+  DELROUTE: 25,
+  GETROUTE: 26,
   NEWNSID: 88,
   DELNSID: 89,
   GETNSID: 90,
@@ -75,6 +78,44 @@ export const IFA = {
   PROTO: 11,
 } as const;
 
+/** enum rtattr_type_t (attributes of RTM_*ROUTE). */
+export const RTA = {
+  DST: 1,
+  SRC: 2,
+  IIF: 3,
+  OIF: 4,
+  GATEWAY: 5,
+  PRIORITY: 6,
+  PREFSRC: 7,
+  METRICS: 8,
+  MULTIPATH: 9,
+  FLOW: 11,
+  CACHEINFO: 12,
+  TABLE: 15,
+  MARK: 16,
+  VIA: 18,
+  PREF: 20,
+  ENCAP_TYPE: 21,
+  ENCAP: 22,
+  UID: 25,
+  IP_PROTO: 27,
+  NH_ID: 30,
+} as const;
+
+/** enum rt_class_t: routing table ids (ids above 255 go in RTA_TABLE, rtm_table is then 0). */
+export const RT_TABLE = { UNSPEC: 0, COMPAT: 252, DEFAULT: 253, MAIN: 254, LOCAL: 255 } as const;
+
+/** RTPROT_*: who installed a route (values from RTPROT_STATIC up are not interpreted by the kernel). */
+export const RTPROT = { UNSPEC: 0, REDIRECT: 1, KERNEL: 2, BOOT: 3, STATIC: 4, RA: 9, DHCP: 16 } as const;
+
+/** enum rt_scope_t. */
+export const RT_SCOPE = { UNIVERSE: 0, SITE: 200, LINK: 253, HOST: 254, NOWHERE: 255 } as const;
+
+/** RTN_* (rtm_type). */
+export const RTN = {
+  UNSPEC: 0, UNICAST: 1, LOCAL: 2, BROADCAST: 3, ANYCAST: 4, MULTICAST: 5, BLACKHOLE: 6, UNREACHABLE: 7, PROHIBIT: 8, THROW: 9, NAT: 10,
+} as const;
+
 /** enum NETNSA_* (attributes of RTM_*NSID). */
 export const NETNSA = { NSID: 1, PID: 2, FD: 3, TARGET_NSID: 4, CURRENT_NSID: 5 } as const;
 export const NETNSA_NSID_NOT_ASSIGNED = -1;
@@ -85,7 +126,8 @@ export const RTNLGRP = { LINK: 1, IPV4_IFADDR: 5, IPV6_IFADDR: 9, NSID: 28 } as 
 /** IFF_* (linux/if.h). */
 export const IFF = { UP: 0x1, BROADCAST: 0x2, LOOPBACK: 0x8, POINTOPOINT: 0x10, RUNNING: 0x40, NOARP: 0x80, PROMISC: 0x100, ALLMULTI: 0x200, MULTICAST: 0x1000, LOWER_UP: 0x10000 } as const;
 
-/** struct ifinfomsg, struct ifaddrmsg, struct rtgenmsg (padded to 4). */
+/** struct ifinfomsg, struct ifaddrmsg, struct rtmsg, struct rtgenmsg (padded to 4). */
 export const IFINFOMSG_LEN = 16;
 export const IFADDRMSG_LEN = 8;
+export const RTMSG_LEN = 12;
 export const RTGENMSG_LEN = 4;

@@ -1,10 +1,11 @@
 import { Policy } from '../netlink/policy.js';
-import { AF, IFA, IFLA, IFLA_INET, IFLA_INET6, IFLA_INFO, NETNSA } from './constants.js';
+import { AF, IFA, IFLA, IFLA_INET, IFLA_INET6, IFLA_INFO, NETNSA, RTA } from './constants.js';
 
 /**
  * The attribute tables of the rtnetlink messages ontap sends and reads. Types follow the kernel's
  * policies (net/core/rtnetlink.c ifla_policy, net/ipv4/devinet.c ifa_ipv4_policy,
- * net/core/net_namespace.c rtnl_net_policy). Attributes not listed decode as binary.
+ * net/core/net_namespace.c rtnl_net_policy, net/ipv4/fib_frontend.c rtm_ipv4_policy). Attributes not
+ * listed decode as binary.
  */
 
 export const inetPolicy = new Policy('IFLA_INET', {
@@ -87,6 +88,35 @@ export const addrPolicy = new Policy('IFA', {
   [IFA.RT_PRIORITY]: ['IFA_RT_PRIORITY', 'u32'],
   [IFA.TARGET_NETNSID]: ['IFA_TARGET_NETNSID', 's32'],
   [IFA.PROTO]: ['IFA_PROTO', 'u8'],
+});
+
+/**
+ * RTA_*. Addresses (RTA_DST, RTA_SRC, RTA_GATEWAY, RTA_PREFSRC) are binary: 4 bytes for IPv4 (the
+ * kernel's NLA_U32 is an address in network byte order), 16 for IPv6. RTA_METRICS and RTA_ENCAP
+ * are kept as bytes (no policy for their children here); RTA_SPORT/RTA_DPORT (big-endian) are not
+ * listed, so they stay bytes too.
+ */
+export const routePolicy = new Policy('RTA', {
+  [RTA.DST]: ['RTA_DST', 'binary'],
+  [RTA.SRC]: ['RTA_SRC', 'binary'],
+  [RTA.IIF]: ['RTA_IIF', 'u32'],
+  [RTA.OIF]: ['RTA_OIF', 'u32'],
+  [RTA.GATEWAY]: ['RTA_GATEWAY', 'binary'],
+  [RTA.PRIORITY]: ['RTA_PRIORITY', 'u32'],
+  [RTA.PREFSRC]: ['RTA_PREFSRC', 'binary'],
+  [RTA.METRICS]: ['RTA_METRICS', 'nested'],
+  [RTA.MULTIPATH]: ['RTA_MULTIPATH', 'binary'],
+  [RTA.FLOW]: ['RTA_FLOW', 'u32'],
+  [RTA.CACHEINFO]: ['RTA_CACHEINFO', 'binary'],
+  [RTA.TABLE]: ['RTA_TABLE', 'u32'],
+  [RTA.MARK]: ['RTA_MARK', 'u32'],
+  [RTA.VIA]: ['RTA_VIA', 'binary'],
+  [RTA.PREF]: ['RTA_PREF', 'u8'],
+  [RTA.ENCAP_TYPE]: ['RTA_ENCAP_TYPE', 'u16'],
+  [RTA.ENCAP]: ['RTA_ENCAP', 'nested'],
+  [RTA.UID]: ['RTA_UID', 'u32'],
+  [RTA.IP_PROTO]: ['RTA_IP_PROTO', 'u8'],
+  [RTA.NH_ID]: ['RTA_NH_ID', 'u32'],
 });
 
 export const nsidPolicy = new Policy('NETNSA', {
