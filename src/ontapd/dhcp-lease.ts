@@ -10,6 +10,8 @@ import type { Logger } from '../common/log.js';
 import { native, type Poller } from '../native/index.js';
 import { openLinkSocket } from '../netns/link-udp.js';
 import type { RouteSocket } from '../netns/route-socket.js';
+import { isDefaultRoute } from '../netns/rtnl/route.js';
+import { RouteProtocol } from '../netns/types.js';
 import type { Ipv4Info } from '../protocol/messages.js';
 import { DhcpClient, realClock, type Clock, type Dropped, type Lease } from '../dhcp/client.js';
 import { RequestError } from './errors.js';
@@ -184,10 +186,11 @@ export class DhcpLease {
   private putAddress(rtnl: RouteSocket, lease: Lease): void {
     const lifetime = this.remaining();
     const broadcast = broadcastOf(lease.address, lease.prefixLength);
-    rtnl.addAddress({
-      ifindex: this.target.ifindex, address: lease.address, prefixLength: lease.prefixLength,
+    // Replace: the renewal's new lifetimes, and the first time whatever a hostile holder put there.
+    rtnl.replaceAddress({
+      ifindex: this.target.ifindex, family: 4, address: lease.address, prefixLength: lease.prefixLength,
       ...(broadcast !== undefined ? { broadcast } : {}),
-      validSeconds: lifetime, preferredSeconds: lifetime, replace: true,
+      validSeconds: lifetime, preferredSeconds: lifetime,
     });
   }
 
@@ -197,8 +200,8 @@ export class DhcpLease {
     try {
       this.withRtnl((rtnl) => {
         this.putAddress(rtnl, lease);
-        if (lease.gateway !== undefined && !rtnl.dumpRoutes({ family: 4 }).some((r) => r.dstLength === 0 && r.table === 254)) {
-          rtnl.addRoute({ family: 4, dstLength: 0, gateway: lease.gateway, oif: this.target.ifindex, protocol: 'dhcp' });
+        if (lease.gateway !== undefined && !rtnl.dumpRoutes({ family: 4 }).some(isDefaultRoute)) {
+          rtnl.addRoute({ family: 4, dstLength: 0, gateway: lease.gateway, oif: this.target.ifindex, protocol: RouteProtocol.dhcp });
           route = true;
         }
       });
@@ -238,8 +241,8 @@ export class DhcpLease {
     this.applied = undefined;
     try {
       this.withRtnl((rtnl) => {
-        if (route && lease.gateway !== undefined) rtnl.deleteRoute({ family: 4, dstLength: 0, gateway: lease.gateway, oif: this.target.ifindex, protocol: 'dhcp' });
-        rtnl.deleteAddress({ ifindex: this.target.ifindex, address: lease.address, prefixLength: lease.prefixLength });
+        if (route && lease.gateway !== undefined) rtnl.deleteRoute({ family: 4, dstLength: 0, gateway: lease.gateway, oif: this.target.ifindex, protocol: RouteProtocol.dhcp });
+        rtnl.deleteAddress({ ifindex: this.target.ifindex, family: 4, address: lease.address, prefixLength: lease.prefixLength });
       });
     } catch (e) {
       // Gone already (the kernel ends an address at its valid lifetime): nothing left to remove.

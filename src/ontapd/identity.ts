@@ -1,7 +1,7 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { clientIdFromSeed } from '../dhcp/client-id.js';
+import { clientIdFor } from '../dhcp/client-id.js';
 
 /**
  * Per-host key for everything ontapd derives from a workload name. RFC 7217 wants the secret to
@@ -52,12 +52,10 @@ export function stableMac(key: Buffer, uid: number, name: string): string {
 }
 
 /**
- * The DHCP client identifier (option 61, RFC 4361: type 255, IAID, DUID) of uid's device. A named
- * workload's is derived from its name, so the same name gets the same address back from the same
- * server after a restart; an unnamed device's from its ifindex and the moment, so no two devices
- * (on one shared MAC) ever present the same one.
+ * The DHCP client identifier (option 61, RFC 4361) of uid's device (src/dhcp/client-id.ts): a named
+ * workload's from its name under the host key, so the same name gets the same address back from
+ * the same server after a restart; an unnamed device's from random bytes, a new client each time.
  */
 export function dhcpClientId(key: Buffer, uid: number, name: string | undefined, ifindex: number): Buffer {
-  const seed = name !== undefined ? derive(key, 'dhcp-client-id', uid, name) : derive(key, 'dhcp-client-id/unnamed', uid, `${ifindex}\0${process.hrtime.bigint()}\0${Math.random()}`);
-  return clientIdFromSeed(seed);
+  return name !== undefined ? clientIdFor({ name, uid, salt: key }) : clientIdFor({ ifindex, random: randomBytes(16) });
 }
