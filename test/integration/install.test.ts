@@ -21,7 +21,7 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { na
 /** What a user needs and nothing else: the compiled commands, the addon's sources, units, docs. */
 const ALLOWED = [
   /^package\.json$/, /^README\.md$/, /^LICENSE$/,
-  /^dist\/src\/(common|mdns|native|ontap-client|ontap-zone|ontapd|protocol)\/[a-z0-9-]+\.js$/,
+  /^dist\/src\/(common|dhcp|mdns|native|ontap-client|ontap-zone|ontapd|protocol)\/[a-z0-9-]+\.js$/,
   /^dist\/src\/netns\/([a-z]+\/){0,2}[a-z0-9-]+\.js$/,
   /^dist\/man\/man[18]\/[a-z-]+\.[18]$/,
   /^native\/[a-z0-9_]+\.(cc|h)$/, /^binding\.gyp$/,
