@@ -78,6 +78,11 @@ const REQUEST_TRIES = 4;
 const MAX_RETRANSMIT_MS = 64_000;
 /** RFC 2131 §4.4.5: in RENEWING and REBINDING, half the time left, but not under 60 s (or what is left). */
 const MIN_RENEW_RETRANSMIT_MS = 60_000;
+/**
+ * The least time between two messages of one exchange: a server (or a forger) granting leases of
+ * a second, with T1 and T2 of nothing, gets a few messages a second from a device, not a flood.
+ */
+const MIN_GAP_MS = 1000;
 /** RFC 2131 §3.1 (5): after a DECLINE, wait before starting again. */
 export const DECLINE_WAIT_MS = 10_000;
 /** Largest message we say we take (option 57): what one Ethernet frame holds. */
@@ -317,7 +322,7 @@ export class DhcpClient {
     const lease = this.lease!;
     if (!Number.isFinite(lease.leaseSeconds)) return; // infinite: nothing to renew
     const t1 = this.leaseStart + lease.renewalSeconds * 1000;
-    this.timer = this.clock.setTimeout(() => this.renew(), Math.max(0, t1 - this.clock.now()));
+    this.timer = this.clock.setTimeout(() => this.renew(), Math.max(MIN_GAP_MS, t1 - this.clock.now()));
   }
 
   private renew(): void {
@@ -343,7 +348,7 @@ export class DhcpClient {
     const until = this.state === 'renewing' ? t2 : end;
     const left = until - now;
     const wait = Math.min(left, Math.max(left / 2, MIN_RENEW_RETRANSMIT_MS));
-    this.timer = this.clock.setTimeout(() => this.sendRenewal(), Math.max(1, wait));
+    this.timer = this.clock.setTimeout(() => this.sendRenewal(), Math.max(MIN_GAP_MS, wait));
   }
 
   private expire(): void {
