@@ -30,6 +30,7 @@ Options (before or after SOCKET):
       --dhcp           ipvlan/macvlan: ontapd leases an IPv4 address for the device from
                        the LAN's DHCP server and holds it while COMMAND runs; COMMAND starts
                        once the address is on the device (ontapd --dhcp-timeout, 10 s)
+      --ipv4 METHOD    the same as --dhcp for METHOD dhcp (the only one)
       --netns          run COMMAND in a new network namespace (needs CAP_SYS_ADMIN)
       --uts            run COMMAND in a new UTS namespace with hostname NAME (needs -n)
       --keep-fd N      hand inherited descriptor N on to COMMAND (repeatable); the ones
@@ -63,6 +64,8 @@ export interface ClientArgs {
   uts: boolean;
   /** Ask ontapd for an IPv4 lease (request ipv4: "dhcp"). */
   dhcp: boolean;
+  /** The request's ipv4 method: "dhcp" (--dhcp, --ipv4 dhcp) or none. */
+  ipv4: string | undefined;
   /** Inherited descriptors to hand on to COMMAND (Node marks every inherited one close-on-exec). */
   keepFds: number[];
   verbosity: Level;
@@ -74,7 +77,7 @@ export type Parsed = ClientArgs | 'help' | 'version';
 
 const withValue = new Map<string, keyof ClientArgs>([
   ['-t', 'type'], ['--type', 'type'], ['-m', 'queues'], ['--queues', 'queues'], ['-n', 'name'], ['--name', 'name'],
-  ['--mode', 'mode'], ['--flag', 'flag'], ['--verbosity', 'verbosity'],
+  ['--mode', 'mode'], ['--flag', 'flag'], ['--ipv4', 'ipv4'], ['--verbosity', 'verbosity'],
 ]);
 
 /** Hand-written rather than util.parseArgs: options may follow SOCKET and everything after -- is COMMAND. */
@@ -148,12 +151,20 @@ export function parseClientArgs(argv: string[]): Parsed {
   const uts = flags.has('uts');
   if (uts && raw.name === undefined) throw new UsageError('--uts needs -n NAME (the hostname)');
   if (netns && isTapType(type)) throw new UsageError(`--netns is for ipvlan and macvlan: ${type} devices stay on the host`);
-  const dhcp = flags.has('dhcp');
-  if (dhcp && violation(rules.ipv4, 'dhcp', type) === 'type') {
-    throw new UsageError(`--dhcp is for ${typesText(rules.ipv4.onlyFor)}: a ${type} guest runs its own DHCP client (with a client identifier of its own)`);
+  if (flags.has('dhcp')) {
+    if (raw.ipv4 !== undefined && raw.ipv4 !== 'dhcp') throw new UsageError(`--dhcp and --ipv4 ${raw.ipv4} say different things`);
+    if (violation(rules.ipv4, 'dhcp', type) === 'type') {
+      throw new UsageError(`--dhcp is for ${typesText(rules.ipv4.onlyFor)}: on ${type}, the guest runs its own DHCP client (with a client identifier of its own)`);
+    }
+    raw.ipv4 = 'dhcp';
+  } else if (raw.ipv4 !== undefined) {
+    const problem = violation(rules.ipv4, raw.ipv4, type);
+    if (problem === 'type') throw new UsageError(`--ipv4 is for ${typesText(rules.ipv4.onlyFor)}, not ${type}: on it, the guest runs its own DHCP client`);
+    if (problem === 'value') throw new UsageError(`--ipv4 must be ${allowedText(rules.ipv4)}, not "${raw.ipv4}"`);
   }
+  const dhcp = raw.ipv4 === 'dhcp';
   return {
-    type, queues, name: raw.name, mode: raw.mode, flag: raw.flag, netns, uts, dhcp, verbosity,
+    type, queues, name: raw.name, mode: raw.mode, flag: raw.flag, netns, uts, dhcp, ipv4: raw.ipv4, verbosity,
     socket: positionals[0], command, keepFds,
   };
 }
@@ -165,6 +176,6 @@ export function requestFor(args: ClientArgs): AllocateRequest {
   if (args.name !== undefined) request.name = args.name;
   if (args.mode !== undefined) request.mode = args.mode;
   if (args.flag !== undefined) request.flag = args.flag;
-  if (args.dhcp) request.ipv4 = 'dhcp';
+  if (args.ipv4 !== undefined) request.ipv4 = args.ipv4;
   return request;
 }

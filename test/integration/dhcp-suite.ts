@@ -31,6 +31,9 @@ interface Workload {
   ms: number;
 }
 
+/** Name servers and a domain (dnsmasq with --port=0 serves no DNS, so it names none itself). */
+const SERVER_OPTIONS = ['--dhcp-option=option:dns-server,10.78.0.53,10.78.0.54', '--dhcp-option=option:domain-name,lan.example'];
+
 /** What the workload's command prints: its ONTAP_ variables, then ip's view, then it waits on stdin. */
 const SHOW = 'env | grep ^ONTAP_; echo "addrs=$(ip -j addr show dev "$ONTAP_IFNAME")"; echo "routes=$(ip -j -4 route)"; echo ready; read _';
 
@@ -52,7 +55,7 @@ export function dhcpSuite(f: DhcpFamily): void {
       sweepStaleNamespaces();
       ({ host } = nets.uplink());
       const wire = nets.names[nets.names.length - 1]!;
-      dnsmasq = await startDnsmasq({ netns: wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.150'], leaseSeconds: 600 });
+      dnsmasq = await startDnsmasq({ netns: wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.150'], leaseSeconds: 600, extraArgs: SERVER_OPTIONS });
       daemon = new TestDaemon(host, ['up0'], [`--family=${f.family}`, '--dhcp-timeout=5']);
       await daemon.start();
     });
@@ -108,7 +111,8 @@ export function dhcpSuite(f: DhcpFamily): void {
         assert.equal(w.env.ONTAP_IPV4_GATEWAY, '10.78.0.1', 'dnsmasq gives itself as the router');
         assert.equal(w.env.ONTAP_DHCP_SERVER, '10.78.0.1');
         assert.equal(w.env.ONTAP_DHCP_LEASE, '600');
-        assert.equal(w.env.ONTAP_DNS, '10.78.0.1', 'dnsmasq gives itself as the name server');
+        assert.equal(w.env.ONTAP_DNS, '10.78.0.53,10.78.0.54');
+        assert.equal(w.env.ONTAP_DOMAIN, 'lan.example');
         const v4 = w.addrs[0]!.addr_info.filter((a) => a.family === 'inet');
         assert.deepEqual(v4.map((a) => `${a.local}/${a.prefixlen}`), [w.env.ONTAP_IPV4], 'the address on the device is ONTAP_IPV4');
         assert.ok(v4[0]!.valid_life_time! > 590 && v4[0]!.valid_life_time! <= 600, `valid_lft ${v4[0]!.valid_life_time}: what is left of the lease, not forever`);
@@ -181,7 +185,7 @@ export function dhcpSuite(f: DhcpFamily): void {
         assert.match(daemon!.log, /event=request-failed .*code=unavailable .*field=ipv4/);
       } finally {
         const wire = nets.names[1]!;
-        dnsmasq = await startDnsmasq({ netns: wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.150'], leaseSeconds: 600 });
+        dnsmasq = await startDnsmasq({ netns: wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.150'], leaseSeconds: 600, extraArgs: SERVER_OPTIONS });
       }
     });
   });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseClientArgs, UsageError } from '../../src/ontap-client/args.js';
+import { parseClientArgs, requestFor, UsageError } from '../../src/ontap-client/args.js';
 import { resolveSocket } from '../../src/ontap-client/socket-path.js';
 
 test('runvm form: options before and after SOCKET, COMMAND after --', () => {
@@ -62,4 +62,17 @@ test('SOCKET: argument, else ONTAP_SOCKET, else the only port.* in the directory
   } finally {
     rmSync(dir, { recursive: true });
   }
+});
+
+test('--dhcp (or --ipv4 dhcp) asks for ipv4 "dhcp", for ipvlan and macvlan only', () => {
+  for (const argv of [['--dhcp'], ['--ipv4', 'dhcp'], ['--ipv4=dhcp', '--dhcp']]) {
+    const a = parseClientArgs(['-t', 'macvlan', ...argv, '--', 'true']);
+    assert.ok(typeof a !== 'string');
+    if (typeof a === 'string') return;
+    assert.equal(requestFor(a).ipv4, 'dhcp', argv.join(' '));
+  }
+  const plain = parseClientArgs(['--', 'true']);
+  assert.ok(typeof plain !== 'string' && requestFor(plain).ipv4 === undefined, 'no ipv4 unless asked');
+  assert.throws(() => parseClientArgs(['-t', 'ipvtap', '--dhcp', '--', 'qemu']), (e: unknown) => e instanceof UsageError && /^--dhcp is for ipvlan and macvlan: on ipvtap, the guest runs its own DHCP client/.test(e.message));
+  assert.throws(() => parseClientArgs(['--ipv4', 'static', '--', 'true']), (e: unknown) => e instanceof UsageError && e.message === '--ipv4 must be one of dhcp, not "static"');
 });

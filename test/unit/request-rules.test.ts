@@ -43,9 +43,11 @@ function client(type: string, field: Option, value: string | number): { request:
 const daemon = (request: object) => parseRequest(Buffer.from(JSON.stringify(request)));
 
 test('every field the request has is a rule, and every rule a field the schema takes', () => {
-  assert.deepEqual(options, ['type', 'queues', 'name', 'mode', 'flag']);
+  assert.deepEqual(options, ['type', 'queues', 'name', 'mode', 'flag', 'ipv4']);
   const full = daemon({ v: 1, op: 'allocate', type: 'ipvtap', queues: 2, name: 'a', mode: 'l2', flag: 'bridge' });
   assert.equal(full.ok, true, JSON.stringify(full));
+  const leased = daemon({ v: 1, op: 'allocate', type: 'ipvlan', name: 'a', mode: 'l2', flag: 'bridge', ipv4: 'dhcp' });
+  assert.equal(leased.ok, true, JSON.stringify(leased));
 });
 
 test('per field and device type, the client accepts exactly what ontapd accepts, and both name the field', () => {
