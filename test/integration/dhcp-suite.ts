@@ -171,8 +171,31 @@ export function dhcpSuite(f: DhcpFamily): void {
       await eventually('the device deleted', () => linksOfKind(host, f.type).length === 0, 5000);
     });
 
+    test('ontapd killed with SIGKILL: the lease stays at the server; restarted, ontapd deletes the device and the name gets its address back', async () => {
+      const w = await start(['-n', 'crash']);
+      const address = w.env.ONTAP_IPV4!.split('/')[0]!;
+      await daemon!.kill('SIGKILL');
+      // Nothing released it: dnsmasq holds the lease until it ends (docs/design.md, "IPv4 by DHCP").
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(dnsmasq!.leases().some((l) => l.address === address), 'the lease is still at the server');
+      await daemon!.start();
+      // The workload still runs: its device is gone because ontapd's reclaim deleted it.
+      await eventually('the orphaned device deleted by the restarted ontapd',
+        () => spawnSync('nsenter', ['-t', String(w.child.pid), '-n', 'ip', 'link', 'show', 'dev', w.env.ONTAP_IFNAME!], { stdio: 'ignore' }).status !== 0, 5000);
+      assert.match(daemon!.log, /event=reclaim .*alias=crash/);
+      await end(w, 'exit');
+      const again = await start(['-n', 'crash']);
+      try {
+        assert.equal(again.env.ONTAP_IPV4!.split('/')[0], address, 'the same client id: the lease is taken up again');
+      } finally {
+        await end(again, 'exit');
+      }
+      await dnsmasq!.waitForNoLease((l) => l.address === address, 3000);
+    });
+
     test('no DHCP server: ontap exits 69 within the timeout naming the uplink, and nothing is left', async () => {
       await dnsmasq!.stop();
+      const fds = daemon!.fdCount();
       try {
         const t0 = performance.now();
         const r = spawnSync('ip', ['netns', 'exec', host, process.execPath, ONTAP, '-t', f.type, '--dhcp', '--netns', daemon!.socket(), '--', 'true'],
@@ -183,6 +206,8 @@ export function dhcpSuite(f: DhcpFamily): void {
         assert.ok(ms < 8000, `${ms.toFixed(0)} ms`);
         await eventually('the device deleted', () => linksOfKind(host, f.type).length === 0, 5000);
         assert.match(daemon!.log, /event=request-failed .*code=unavailable .*field=ipv4/);
+        await eventually('ontapd\'s descriptors back to what they were (socket, namespace, connection closed)', () => daemon!.fdCount() === fds, 3000)
+          .catch(() => assert.fail(`ontapd holds ${daemon!.fdCount()} descriptors, ${fds} before`));
       } finally {
         const wire = nets.names[1]!;
         dnsmasq = await startDnsmasq({ netns: wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.150'], leaseSeconds: 600, extraArgs: SERVER_OPTIONS });
