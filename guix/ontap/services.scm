@@ -56,6 +56,7 @@
             ontap-exec-configuration-caps
             ontap-exec-configuration-netns?
             ontap-exec-configuration-uts?
+            ontap-exec-configuration-dhcp?
             ontap-exec-configuration-mode
             ontap-exec-configuration-exec
             ontap-exec-configuration-create-account?
@@ -186,7 +187,7 @@ needs (as CapabilityBoundingSet= in @file{systemd/ontapd@@.service})."))
 
 (define %ontapd-capabilities
   ;; Why each one: see the comments in systemd/ontapd@.service.
-  "+net_admin,+sys_admin,+mknod,+net_broadcast")
+  "+net_admin,+sys_admin,+mknod,+net_broadcast,+net_bind_service")
 
 (define (ontapd-provision uplink)
   "The Shepherd service name of ontapd on UPLINK."
@@ -300,6 +301,10 @@ ambient and bounding sets; every other capability is dropped.  @code{\"\"} keeps
    (boolean #t)
    "Whether the workload runs in a new UTS namespace whose hostname is @var{name}
 (@option{--uts}).")
+  (dhcp?
+   (boolean #f)
+   "Whether ontapd leases an IPv4 address for the workload's device from the LAN's DHCP server
+and holds it while the workload runs (@option{--dhcp}; ipvlan and macvlan only).")
   (mode
    (ontap-mode #f)
    "The device mode (@option{--mode}), or @code{#f} for ontap's default (l2 bridge for ipvlan,
@@ -343,6 +348,7 @@ then the workload; each replaces itself with the next."
              "-n" #$(ontap-exec-configuration-name config))
        '#$(append (if (ontap-exec-configuration-netns? config) '("--netns") '())
                   (if (ontap-exec-configuration-uts? config) '("--uts") '())
+                  (if (ontap-exec-configuration-dhcp? config) '("--dhcp") '())
                   (if mode (list "--mode" mode) '()))
        (list #$(string-append (ontap-exec-configuration-socket-directory config)
                               "/port." (ontap-exec-configuration-port config))

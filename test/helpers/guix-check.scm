@@ -83,6 +83,7 @@
             (user "www")
             (caps "+net_bind_service")
             (name "arroyocc")
+            (dhcp? #t)
             (exec #~(list #$(file-append darkhttpd "/bin/darkhttpd") "/www")))))
 
 (define (refuses? thunk)
@@ -103,6 +104,7 @@
     (caps . ,(refuses? (exec-with (caps "net_bind_service"))))
     (caps-list . ,(refuses? (exec-with (caps "+net_bind_service,+NET_RAW"))))
     (mode . ,(refuses? (exec-with (mode "turbo"))))
+    (dhcp . ,(refuses? (exec-with (dhcp? "yes"))))
     (exec . ,(refuses? (exec-with (exec '("true")))))
     (missing-user . ,(refuses? (lambda () (ontap-exec-configuration (port "eth0") (name "web") (exec #~(list "true"))))))
     (ontapd-uplinks . ,(refuses? (lambda () (ontapd-configuration (uplinks '("eth0" "bad/name"))))))
@@ -111,7 +113,7 @@
     (zone-names . ,(refuses? (lambda () (ontap-zone-configuration (names "dns")))))))
 
 (define valid
-  (not (refuses? (exec-with (caps "+net_bind_service,+net_raw") (mode "l2") (group "www")))))
+  (not (refuses? (exec-with (caps "+net_bind_service,+net_raw") (mode "l2") (group "www") (dhcp? #t)))))
 
 ;;; The commands for the test to run.
 (define (evaluate sexp)

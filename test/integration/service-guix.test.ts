@@ -72,7 +72,8 @@ describeWhen('guix/ontap/services.scm against a stand-in for Guix', missing([[()
 
   test('ontap-exec-configuration has the fields asked for, with these defaults', () => {
     const fields = new Map(result.fields['ontap-exec-configuration']!.map((f) => [f.name, f]));
-    for (const name of ['port', 'type', 'user', 'caps', 'name', 'netns?', 'uts?', 'exec']) assert.ok(fields.has(name), `field ${name}`);
+    for (const name of ['port', 'type', 'user', 'caps', 'name', 'netns?', 'uts?', 'dhcp?', 'exec']) assert.ok(fields.has(name), `field ${name}`);
+    assert.equal(fields.get('dhcp?')!.default, '#f');
     assert.equal(fields.get('type')!.default, '"ipvlan"');
     assert.equal(fields.get('caps')!.default, '""');
     assert.equal(fields.get('netns?')!.default, '#t');
@@ -101,14 +102,14 @@ describeWhen('guix/ontap/services.scm against a stand-in for Guix', missing([[()
     assert.ok(exec);
     assert.deepEqual(exec.provision, ['ontap-exec-arroyocc']);
     assert.deepEqual(exec.requirement, ['ontapd-wlp3s0']);
-    assert.match(exec.start, /^\(make-forkexec-constructor \(append \(list "\/run\/current-system\/profile\/bin\/ontap" "-t" "ipvlan" "-n" "arroyocc"\) \(quote \("--netns" "--uts"\)\) \(list "\/run\/ontap\/port\.wlp3s0" "--" "\/gnu\/store\/\S+-util-linux\/bin\/setpriv" "--reuid=www" \(string-append "--regid=" \(number->string \(passwd:gid \(getpwnam "www"\)\)\)\) "--init-groups"\) \(quote \("--inh-caps=-all,\+net_bind_service" "--ambient-caps=-all,\+net_bind_service" "--bounding-set=-all,\+net_bind_service"\)\) \(list "--"\) \(list "\/gnu\/store\/\S+-darkhttpd\/bin\/darkhttpd" "\/www"\)\)/);
+    assert.match(exec.start, /^\(make-forkexec-constructor \(append \(list "\/run\/current-system\/profile\/bin\/ontap" "-t" "ipvlan" "-n" "arroyocc"\) \(quote \("--netns" "--uts" "--dhcp"\)\) \(list "\/run\/ontap\/port\.wlp3s0" "--" "\/gnu\/store\/\S+-util-linux\/bin\/setpriv" "--reuid=www" \(string-append "--regid=" \(number->string \(passwd:gid \(getpwnam "www"\)\)\)\) "--init-groups"\) \(quote \("--inh-caps=-all,\+net_bind_service" "--ambient-caps=-all,\+net_bind_service" "--bounding-set=-all,\+net_bind_service"\)\) \(list "--"\) \(list "\/gnu\/store\/\S+-darkhttpd\/bin\/darkhttpd" "\/www"\)\)/);
     assert.deepEqual(result.example.exec.accounts.map((a) => [a.kind, a.name, a.system]), [['group', 'www', true], ['user', 'www', true]]);
     assert.match(result.example.exec.accounts[1]!.shell!, /-shadow\/sbin\/nologin$/);
 
     const [ontapd] = result.example.ontapd.shepherd;
     assert.ok(ontapd);
     assert.deepEqual(ontapd.provision, ['ontapd-wlp3s0']);
-    assert.match(ontapd.start, /^\(make-systemd-constructor \(list "\/gnu\/store\/\S+-util-linux\/bin\/setpriv" "--bounding-set=-all,\+net_admin,\+sys_admin,\+mknod,\+net_broadcast" "--inh-caps=-all" "--" "\/run\/current-system\/profile\/bin\/ontapd" /);
+    assert.match(ontapd.start, /^\(make-systemd-constructor \(list "\/gnu\/store\/\S+-util-linux\/bin\/setpriv" "--bounding-set=-all,\+net_admin,\+sys_admin,\+mknod,\+net_broadcast,\+net_bind_service" "--inh-caps=-all" "--" "\/run\/current-system\/profile\/bin\/ontapd" /);
     assert.match(ontapd.start, / "--family=ipvlan" "wlp3s0"\)/, 'the uplink family is the configuration\'s (ipvlan by default)');
     assert.match(ontapd.start, /\(endpoint \(make-socket-address AF_UNIX "\/run\/ontap\/port\.wlp3s0"\) #:name "port\.wlp3s0" #:style SOCK_SEQPACKET #:socket-owner 0 #:socket-group "ontap" #:socket-directory-permissions 488\)/);
     assert.equal(ontapd.stop, '(make-systemd-destructor)');

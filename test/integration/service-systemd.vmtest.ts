@@ -9,7 +9,9 @@
  *    node (mknod) when the name belongs to another namespace's tap;
  *  - ontap-exec@arroyocc.service (the root-then-setpriv chain): busybox httpd (for darkhttpd) as
  *    user www with only CAP_NET_BIND_SERVICE, hostname arroyocc, port 80 on its ipvlan, a page
- *    fetched over its own address from another namespace;
+ *    fetched over its own address from another namespace; with --dhcp (the README's example)
+ *    an IPv4 address from dnsmasq on the wire, which ontapd@ leases inside its sandbox, and the
+ *    page fetched over it too;
  *  - examples/darkhttpd.service (the unit form: User=, PrivateNetwork=, AmbientCapabilities=):
  *    the same with no root step at all;
  *  - ontap-zone.service with --mdns: it answers for arroyocc.local from inside the workload's
@@ -31,6 +33,7 @@ import { UNIT_DIR, boundingSetForSetpriv, capabilityMask, readUnit } from '../he
 import { CAP_NET_BIND_SERVICE, CAP_SETS, fetchOverLinkLocal, usableLinkLocal } from '../helpers/workload.js';
 import { ASK, type MdnsReply } from '../helpers/mdns-client.js';
 import { spawnSync } from 'node:child_process';
+import { startDnsmasq, type Dnsmasq } from '../helpers/dhcp-server.js';
 
 const WWW_UID = 4242;
 const PAGE = 'hello from a unit\n';
@@ -53,17 +56,19 @@ describeWhen('systemd units under a real systemd', reason, () => {
   let host = '';
   let wire = '';
   let sd: SystemdContainer;
+  let dnsmasq: Dnsmasq | undefined;
 
   before(async () => {
     sweepStaleNamespaces();
     ({ host, wire } = nets.uplink());
+    dnsmasq = await startDnsmasq({ netns: wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.150'], leaseSeconds: 600 });
     sd = new SystemdContainer(host, installed().prefix);
     for (const unit of ['ontapd@.socket', 'ontapd@.service', 'ontap-exec@.service', 'ontap-zone.service']) sd.write(`units/${unit}`, unitText(unit));
     // /etc/ontap/zone.conf's part: multicast DNS only.
     sd.write('units/ontap-zone.service.d/test.conf', '[Service]\nEnvironmentFile=\nEnvironment="ONTAP_ZONE_OPTIONS=--mdns --verbosity=debug"\n');
     const httpd = `/bin/busybox httpd -f -p 80 -h ${INSIDE}/www`;
     // /etc/ontap/exec/arroyocc.conf, staged elsewhere: /etc is the host's, read-only.
-    sd.write('exec/arroyocc.conf', ['ONTAP_EXEC_UPLINK=up0', 'ONTAP_EXEC_TYPE=ipvlan', 'ONTAP_EXEC_USER=www', 'ONTAP_EXEC_GROUP=www',
+    sd.write('exec/arroyocc.conf', ['ONTAP_EXEC_UPLINK=up0', 'ONTAP_EXEC_TYPE=ipvlan', 'ONTAP_EXEC_OPTIONS=--netns --uts --dhcp', 'ONTAP_EXEC_USER=www', 'ONTAP_EXEC_GROUP=www',
       'ONTAP_EXEC_CAPS=+net_bind_service', `ONTAP_EXEC_COMMAND=${httpd}`].join('\n') + '\n');
     sd.write('units/ontap-exec@arroyocc.service.d/test.conf', `[Service]\nEnvironmentFile=\nEnvironmentFile=${INSIDE}/exec/%i.conf\n`);
     sd.write('units/darkhttpd.service', unitText('examples/darkhttpd.service')
@@ -77,6 +82,7 @@ describeWhen('systemd units under a real systemd', reason, () => {
   after(async () => {
     if (process.env.ONTAP_TEST_LOG) process.stderr.write(sd?.output ?? '');
     await sd?.stop();
+    await dnsmasq?.stop();
     nets.destroy();
   });
 
@@ -129,6 +135,18 @@ describeWhen('systemd units under a real systemd', reason, () => {
     assert.ok(dev, `an ipvlan in the workload's namespace: ${JSON.stringify(inside)}`);
     assert.equal(dev.ifalias, 'arroyocc');
     assert.equal(await fetchOverLinkLocal(wire, 'peer0', await linkLocal(pid)), PAGE);
+  });
+
+  test('ontap-exec@arroyocc with --dhcp: an IPv4 address from the LAN\'s server, leased by the sandboxed ontapd@, the page served over it', async () => {
+    const pid = mainPid('ontap-exec@arroyocc.service');
+    const lease = await dnsmasq!.waitForLease((l) => l.hostname === 'arroyocc', 10000);
+    const addrs = JSON.parse(sd.exec(['nsenter', '-t', String(pid), '-n', '--', 'ip', '-j', '-4', 'addr', 'show']).stdout) as Array<{ addr_info: Array<{ local: string; prefixlen: number; valid_life_time: number }> }>;
+    const v4 = addrs.flatMap((a) => a.addr_info).filter((a) => a.local !== '127.0.0.1');
+    assert.deepEqual(v4.map((a) => `${a.local}/${a.prefixlen}`), [`${lease.address}/24`]);
+    assert.ok(v4[0]!.valid_life_time <= 600, 'with the lease\'s lifetime');
+    // No -T: busybox 1.35's wget crashes with it (SIGSEGV).
+    const r = spawnSync('ip', ['netns', 'exec', wire, '/bin/busybox', 'wget', '-q', '-O', '-', `http://${lease.address}/index.html`], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.stdout, PAGE, `wget exited ${r.status}: ${r.stderr}; wire: ${spawnSync('ip', ['-n', wire, 'neigh'], { encoding: 'utf8' }).stdout} ${spawnSync('ip', ['-n', wire, '-4', 'addr'], { encoding: 'utf8' }).stdout}; workload: ${sd.exec(['nsenter', '-t', String(pid), '-n', '--', 'ss', '-ltnH']).stdout} ${sd.exec(['nsenter', '-t', String(pid), '-n', '--', 'ip', '-4', 'route']).stdout}`);
   });
 
   test('ontap-zone.service with --mdns answers for arroyocc.local on its ipvlan, sandboxed (RestrictNamespaces=net uts), and for the host name it is given', async () => {
@@ -202,6 +220,7 @@ describeWhen('systemd units under a real systemd', reason, () => {
     }
     await eventually('both ipvlans released', () => (sd.services.match(/event=release conn=\S+ uid=\d+ ifname=ot\S+ nsid=/g)?.length ?? 0) >= 2, 20000)
       .catch((e: Error) => assert.fail(`${e.message}\n${sd.output.slice(-3000)}`));
+    await dnsmasq!.waitForNoLease((l) => l.hostname === 'arroyocc', 5000);
     assert.equal(linksOfKind(host, 'ipvtap').length, 0);
     assert.equal(sd.systemctl(['stop', 'ontapd@up0.service', 'ontapd@up0.socket']).status, 0);
     assert.equal(sd.show('ontapd@up0.service', 'Result'), 'success');
