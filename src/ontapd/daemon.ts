@@ -34,13 +34,18 @@ export interface DaemonLimits {
   maxPending: number;
   /** The same, per uid. */
   maxPendingPerUid: number;
+  /**
+   * DHCP leases (ipv4: "dhcp") held at once by one uid other than root: each takes an address from
+   * the LAN's pool, so one uid's workloads must not be able to empty it (DHCP starvation).
+   */
+  maxLeasesPerUid: number;
   /** Milliseconds a DHCP lease (ipv4: "dhcp") has to be bound before the request fails. */
   dhcpTimeoutMs: number;
   /** Milliseconds a connection has to send its request. */
   requestTimeoutMs: number;
 }
 
-export const defaultLimits: DaemonLimits = { maxDevices: 4096, maxPerUid: 256, maxPending: 1024, maxPendingPerUid: 64, requestTimeoutMs: 5000, dhcpTimeoutMs: 10000 };
+export const defaultLimits: DaemonLimits = { maxDevices: 4096, maxPerUid: 256, maxPending: 1024, maxPendingPerUid: 64, requestTimeoutMs: 5000, dhcpTimeoutMs: 10000, maxLeasesPerUid: 32 };
 
 /** The administrator's rules beyond the caps (ontapd's options). */
 export interface DaemonPolicy {
@@ -117,6 +122,8 @@ export class Daemon {
   private readonly ports: Port[] = [];
   private readonly conns = new Map<number, Connection>();
   private readonly perUid = new Map<number, number>();
+  /** DHCP leases held (or being sought) per uid. */
+  private readonly leasesPerUid = new Map<number, number>();
   /** Connections per uid that have not finished their request: one user cannot fill the queue. */
   private readonly pendingPerUid = new Map<number, number>();
   private readonly uplinkUse = new Map<string, UplinkUse>();
@@ -323,6 +330,9 @@ export class Daemon {
           `uplink ${conn.port.socket.uplink} carries ipvlan devices in mode ${use.mode} ${use.flag}; the mode belongs to the uplink, so every ipvlan on it must use it`, 'mode');
       }
     }
+    if (req.ipv4 === 'dhcp' && uid !== 0 && (this.leasesPerUid.get(uid) ?? 0) >= this.limits.maxLeasesPerUid) {
+      throw new RequestError('limit', `uid ${uid} holds its maximum of ${this.limits.maxLeasesPerUid} DHCP leases (ontapd --max-leases-per-uid)`, 'ipv4');
+    }
     if (req.name !== undefined) this.names.check(req.name, uid);
     if (req.mode === 'passthru' && uid !== 0) {
       // passthru hands the whole uplink (all its unicast, its MAC, promiscuity) to one device.
@@ -423,6 +433,13 @@ export class Daemon {
       hostname: device.info.name, uplink: device.info.uplink, conn: conn.id, uid: conn.peer.uid,
     }, this.limits.dhcpTimeoutMs, { openRtnl: (fd) => this.rtnl.openInNamespace(fd), log: this.log });
     conn.dhcp = lease;
+    const uid = conn.peer.uid;
+    this.leasesPerUid.set(uid, (this.leasesPerUid.get(uid) ?? 0) + 1);
+    lease.onEnd(() => {
+      const n = (this.leasesPerUid.get(uid) ?? 1) - 1;
+      if (n > 0) this.leasesPerUid.set(uid, n);
+      else this.leasesPerUid.delete(uid);
+    });
     return lease.bound;
   }
 

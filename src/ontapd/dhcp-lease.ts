@@ -63,6 +63,7 @@ export class DhcpLease {
   private lastDropLog = -Infinity;
   private offeredBy: string | undefined;
   private closed = false;
+  private ended: Array<() => void> = [];
   /** Resolves with what went on the device once bound; rejects (unavailable) at the timeout. */
   readonly bound: Promise<Ipv4Info>;
 
@@ -115,6 +116,13 @@ export class DhcpLease {
           return;
         }
         if (d === null) return;
+        if (d.sourcePort !== 67) {
+          // Servers and relays send from 67, a port below 1024: a process of the workload (which
+          // can reach this socket with a broadcast of its own) cannot, unless it holds
+          // CAP_NET_BIND_SERVICE there, and then it may set any address itself anyway.
+          this.onDropped({ reason: 'not-ours', detail: `source port ${d.sourcePort}, not 67`, from: d.source });
+          continue;
+        }
         if (d.truncated) {
           this.onDropped({ reason: 'undecodable', detail: `datagram: longer than ${MAX_DATAGRAM} bytes`, from: d.source });
           continue;
@@ -134,9 +142,16 @@ export class DhcpLease {
     this.close();
   }
 
+  /** Runs fn once the lease is over (released, failed, or timed out). */
+  onEnd(fn: () => void): void {
+    if (this.closed) fn();
+    else this.ended.push(fn);
+  }
+
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const fn of this.ended.splice(0)) fn();
     this.client.stop();
     this.clock.clearTimeout(this.timeout);
     this.poller.close();

@@ -27,6 +27,8 @@ Options:
   --max-devices N        devices held at once by all callers (default ${defaultLimits.maxDevices})
   --max-per-uid N        devices held at once by one uid (default ${defaultLimits.maxPerUid})
   --request-timeout MS   time a connection has to send its request (default ${defaultLimits.requestTimeoutMs})
+  --max-leases-per-uid N DHCP leases (ontap --dhcp) held at once by one uid other than root
+                         (default ${defaultLimits.maxLeasesPerUid})
   --dhcp-timeout S       time a DHCP lease (ontap --dhcp) has to be bound before the request
                          fails as unavailable, 1..60 seconds (default ${defaultLimits.dhcpTimeoutMs / 1000})
   --family FAMILY        what the uplinks serve: ipvlan (ipvlan, ipvtap; the default) or
@@ -131,6 +133,7 @@ function parse(argv: string[]): Config | 'help' | 'version' {
       'max-per-uid': { type: 'string' },
       'request-timeout': { type: 'string' },
       'dhcp-timeout': { type: 'string' },
+      'max-leases-per-uid': { type: 'string' },
       reserve: { type: 'string', multiple: true },
       family: { type: 'string' },
       'ipvlan-mode': { type: 'string' },
@@ -161,6 +164,7 @@ function parse(argv: string[]): Config | 'help' | 'version' {
       maxPerUid: positiveInt('max-per-uid', values['max-per-uid'], defaultLimits.maxPerUid),
       requestTimeoutMs: positiveInt('request-timeout', values['request-timeout'], defaultLimits.requestTimeoutMs),
       dhcpTimeoutMs: dhcpTimeout(values['dhcp-timeout']),
+      maxLeasesPerUid: positiveInt('max-leases-per-uid', values['max-leases-per-uid'], defaultLimits.maxLeasesPerUid),
     },
     policy: { reserved: reservations(values.reserve ?? []), uplink: uplinkConfig(values) },
   };

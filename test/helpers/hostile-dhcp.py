@@ -69,6 +69,11 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
 s.bind(('0.0.0.0', 67))
+# What a workload's own process could send: replies from a port that is not 67.
+low = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+low.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+low.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+low.bind(('0.0.0.0', 6767))
 print('ready', flush=True)
 while True:
     data, _ = s.recvfrom(4096)
@@ -88,5 +93,8 @@ while True:
     if reply is None:
         continue
     for name, datagram in cases(reply, xid, chaddr):
+        if name == 'good':
+            low.sendto(packet(xid, chaddr, '10.78.0.212', options(usual(reply))), ('255.255.255.255', 68))
+            print('sent', 'offer' if reply == 2 else 'ack', 'from-port-6767', flush=True)
         s.sendto(datagram, ('255.255.255.255', 68))
         print('sent', 'offer' if reply == 2 else 'ack', name, flush=True)
