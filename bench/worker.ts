@@ -5,6 +5,7 @@
  *                                    how long until the kernel has deleted every device
  *   iplink UPLINK COUNT              baseline: `ip link add ... type macvtap` + open, per call
  *   cni NETNS COUNT                  baseline: the CNI macvlan plugin, ADD then DEL, per call
+ *   dhcp SOCKET COUNT                a macvlan with ipv4 "dhcp", one after another
  * Prints one JSON line: latencies in microseconds, wall time in ms.
  */
 import { openSync, constants } from 'node:fs';
@@ -57,6 +58,18 @@ async function main(): Promise<void> {
       return;
     }
     for (const fds of held) release(fds);
+  } else if (mode === 'dhcp') {
+    // A macvlan with an IPv4 lease, COUNT times one after another: connect to the reply, which
+    // ontapd sends once the address is bound; then the lease is ended (DHCPRELEASE).
+    const nsFd = openSync('/proc/self/ns/net', constants.O_RDONLY);
+    const count = Number(b);
+    for (let i = 0; i < count; i++) {
+      const t = now();
+      const lease = requestDevice(a!, { v: 1, op: 'allocate', type: 'macvlan', ipv4: 'dhcp' }, nsFd, 75000);
+      lat.push(us(t));
+      if (lease.device.ipv4 === undefined) throw new Error('no ipv4 in the reply');
+      release([lease.fd]);
+    }
   } else if (mode === 'iplink') {
     const count = Number(b);
     for (let i = 0; i < count; i++) {

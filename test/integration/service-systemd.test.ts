@@ -21,6 +21,7 @@ import { installed } from '../helpers/install.js';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
 import { Background } from '../helpers/background.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
+import { startDnsmasq, type Dnsmasq } from '../helpers/dhcp-server.js';
 import { UNIT_DIR, boundingSetForSetpriv, expandCommand, instantiate, readUnit, shippedUnits, values } from '../helpers/units.js';
 
 const INSTANCE = 'up0';
@@ -177,15 +178,20 @@ describeWhen('ontapd@.service: CapabilityBoundingSet is enough, and each capabil
   let client = '';
   let dir = '';
   const unitCaps = boundingSetForSetpriv(readUnit('ontapd@.service', INSTANCE));
+  let dnsmasq: Dnsmasq | undefined;
 
-  before(() => {
+  before(async () => {
     sweepStaleNamespaces();
-    host = nets.uplink().host;
+    const uplink = nets.uplink();
+    host = uplink.host;
     client = nets.add('client');
     dir = mkdtempSync(join(tmpdir(), 'ontap-caps-'));
     chmodSync(dir, 0o755);
+    // For ontap --dhcp: a real server on the uplink's wire.
+    dnsmasq = await startDnsmasq({ netns: uplink.wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.200'], leaseSeconds: 600 });
   });
-  after(() => {
+  after(async () => {
+    await dnsmasq?.stop();
     nets.destroy();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -232,6 +238,7 @@ describeWhen('ontapd@.service: CapabilityBoundingSet is enough, and each capabil
       assert.ok(tap.status !== 0 || tap.clashed, `the tap's /dev/tapN name really was taken: ${tap.out}`);
       result['unnamed macvlan, root caller'] = ok(ontap(client, ['-t', 'macvlan', socket, '--', 'true']));
       result['named macvlan, root caller'] = ok(ontap(client, ['-t', 'macvlan', '-n', 'capa', socket, '--', 'true']));
+      result['macvlan with --dhcp, root caller'] = ok(ontap(client, ['-t', 'macvlan', '--dhcp', socket, '--', 'sh', '-c', 'test -n "$ONTAP_IPV4"']));
       result['macvlan, caller uid 65534'] = ok(ontap(client, ['-t', 'macvlan', socket, '--', 'true'], 65534));
       const unprivilegedTap = ontap(client, ['-t', 'macvtap', socket, '--', 'sh', '-c', 'echo "ifindex=$ONTAP_IFINDEX"'], 65534);
       result['macvtap, caller uid 65534'] = ok(unprivilegedTap);
@@ -258,12 +265,15 @@ describeWhen('ontapd@.service: CapabilityBoundingSet is enough, and each capabil
 
   // What breaks without each one (the comments in ontapd@.service say why).
   const expectedFailures: Record<string, string[]> = {
-    '+net_admin': ['unnamed macvlan, root caller', 'named macvlan, root caller', 'macvlan, caller uid 65534', 'macvtap, caller uid 65534', 'macvtap whose /dev/tapN is taken'],
+    '+net_admin': ['unnamed macvlan, root caller', 'named macvlan, root caller', 'macvlan with --dhcp, root caller', 'macvlan, caller uid 65534', 'macvtap, caller uid 65534', 'macvtap whose /dev/tapN is taken'],
     // Release of a device in a caller's namespace runs on a socket opened inside it (setns).
-    '+sys_admin': ['named macvlan, root caller', 'every device deleted'],
+    // The DHCP client's socket is made inside the caller's namespace (setns) too.
+    '+sys_admin': ['named macvlan, root caller', 'macvlan with --dhcp, root caller', 'every device deleted'],
     '+mknod': ['macvtap whose /dev/tapN is taken'],
     // The link watch hears every namespace (NETLINK_LISTEN_ALL_NSID): ontapd says so and exits.
     '+net_broadcast': ['ontapd starts'],
+    // The DHCP client's socket is bound to port 68 in the caller's namespace.
+    '+net_bind_service': ['macvlan with --dhcp, root caller'],
   };
   test('the unit names exactly the capabilities these tests need', () => {
     assert.deepEqual(unitCaps.split(',').sort(), Object.keys(expectedFailures).sort());
