@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestNamespaces, ip, sweepStaleNamespaces } from '../test/helpers/netns.js';
 import { TestDaemon, ROOT } from '../test/helpers/ontapd.js';
-import { startDnsmasq, type Dnsmasq } from '../test/helpers/dhcp-server.js';
+import { startDnsmasq, type DnsmasqServer } from '../test/helpers/dhcp-server.js';
 
 const WORKER = join(ROOT, 'dist/bench/worker.js');
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? '40');
@@ -113,12 +113,12 @@ async function main(): Promise<void> {
   const nets = new TestNamespaces();
   const dir = mkdtempSync(join(tmpdir(), 'ontap-bench-dhcp-'));
   let daemon: TestDaemon | undefined;
-  let dnsmasq: Dnsmasq | undefined;
+  let dnsmasq: DnsmasqServer | undefined;
   let cniDaemon: ReturnType<typeof spawn> | undefined;
   try {
     const { host, wire } = nets.uplink();
     const client = nets.add('client');
-    dnsmasq = await startDnsmasq({ netns: wire, ifname: 'peer0', address: '10.78.0.1/16', range: ['10.78.1.0', '10.78.200.0'], leaseSeconds: 600 });
+    dnsmasq = await startDnsmasq({ netns: wire, ifname: 'peer0', address: '10.78.0.1/16', range: ['10.78.1.0', '10.78.200.0'], leaseSeconds: 600, extraArgs: ['--no-ping'] });
     daemon = new TestDaemon(host, ['up0'], ['--verbosity=warn', '--family=macvlan', '--max-per-uid=4096']);
     await daemon.start();
     const socket = daemon.socket();

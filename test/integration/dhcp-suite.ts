@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { TestNamespaces, eventually, linksOfKind, sweepStaleNamespaces } from '../helpers/netns.js';
 import { TestDaemon, ONTAP } from '../helpers/ontapd.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
-import { startDnsmasq, type Dnsmasq } from '../helpers/dhcp-server.js';
+import { startDnsmasq, type DnsmasqServer } from '../helpers/dhcp-server.js';
 
 export interface DhcpFamily {
   type: 'macvlan' | 'ipvlan';
@@ -31,8 +31,11 @@ interface Workload {
   ms: number;
 }
 
-/** Name servers and a domain (dnsmasq with --port=0 serves no DNS, so it names none itself). */
-const SERVER_OPTIONS = ['--dhcp-option=option:dns-server,10.78.0.53,10.78.0.54', '--dhcp-option=option:domain-name,lan.example'];
+/**
+ * Name servers and a domain (dnsmasq with --port=0 serves no DNS, so it names none itself), and no
+ * ping before an offer: dnsmasq's own conflict check holds a new address's first offer for 3 s.
+ */
+const SERVER_OPTIONS = ['--no-ping', '--dhcp-option=option:dns-server,10.78.0.53,10.78.0.54', '--dhcp-option=option:domain-name,lan.example'];
 
 /** What the workload's command prints: its ONTAP_ variables, then ip's view, then it waits on stdin. */
 const SHOW = 'env | grep ^ONTAP_; echo "addrs=$(ip -j addr show dev "$ONTAP_IFNAME")"; echo "routes=$(ip -j -4 route)"; echo ready; read _';
@@ -47,7 +50,7 @@ export function dhcpSuite(f: DhcpFamily): void {
   describeWhen(`ontap --dhcp on ${f.type} against dnsmasq`, reason, () => {
     const nets = new TestNamespaces();
     let daemon: TestDaemon | undefined;
-    let dnsmasq: Dnsmasq | undefined;
+    let dnsmasq: DnsmasqServer | undefined;
     let host = '';
     const running = new Set<ChildProcess>();
 

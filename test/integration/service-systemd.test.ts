@@ -21,7 +21,7 @@ import { installed } from '../helpers/install.js';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
 import { Background } from '../helpers/background.js';
 import { describeWhen, hasCommand, isRoot, kernelHasKind, missing } from '../helpers/requirements.js';
-import { startDnsmasq, type Dnsmasq } from '../helpers/dhcp-server.js';
+import { startDnsmasq, type DnsmasqServer } from '../helpers/dhcp-server.js';
 import { UNIT_DIR, boundingSetForSetpriv, expandCommand, instantiate, readUnit, shippedUnits, values } from '../helpers/units.js';
 
 const INSTANCE = 'up0';
@@ -178,7 +178,7 @@ describeWhen('ontapd@.service: CapabilityBoundingSet is enough, and each capabil
   let client = '';
   let dir = '';
   const unitCaps = boundingSetForSetpriv(readUnit('ontapd@.service', INSTANCE));
-  let dnsmasq: Dnsmasq | undefined;
+  let dnsmasq: DnsmasqServer | undefined;
 
   before(async () => {
     sweepStaleNamespaces();
@@ -188,7 +188,7 @@ describeWhen('ontapd@.service: CapabilityBoundingSet is enough, and each capabil
     dir = mkdtempSync(join(tmpdir(), 'ontap-caps-'));
     chmodSync(dir, 0o755);
     // For ontap --dhcp: a real server on the uplink's wire.
-    dnsmasq = await startDnsmasq({ netns: uplink.wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.200'], leaseSeconds: 600 });
+    dnsmasq = await startDnsmasq({ netns: uplink.wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.200'], leaseSeconds: 600, extraArgs: ['--no-ping'] });
   });
   after(async () => {
     await dnsmasq?.stop();

@@ -33,7 +33,7 @@ import { UNIT_DIR, boundingSetForSetpriv, capabilityMask, readUnit } from '../he
 import { CAP_NET_BIND_SERVICE, CAP_SETS, fetchOverLinkLocal, usableLinkLocal } from '../helpers/workload.js';
 import { ASK, type MdnsReply } from '../helpers/mdns-client.js';
 import { spawnSync } from 'node:child_process';
-import { startDnsmasq, type Dnsmasq } from '../helpers/dhcp-server.js';
+import { startDnsmasq, type DnsmasqServer } from '../helpers/dhcp-server.js';
 
 const WWW_UID = 4242;
 const PAGE = 'hello from a unit\n';
@@ -56,12 +56,12 @@ describeWhen('systemd units under a real systemd', reason, () => {
   let host = '';
   let wire = '';
   let sd: SystemdContainer;
-  let dnsmasq: Dnsmasq | undefined;
+  let dnsmasq: DnsmasqServer | undefined;
 
   before(async () => {
     sweepStaleNamespaces();
     ({ host, wire } = nets.uplink());
-    dnsmasq = await startDnsmasq({ netns: wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.150'], leaseSeconds: 600 });
+    dnsmasq = await startDnsmasq({ netns: wire, ifname: 'peer0', address: '10.78.0.1/24', range: ['10.78.0.100', '10.78.0.150'], leaseSeconds: 600, extraArgs: ['--no-ping'] });
     sd = new SystemdContainer(host, installed().prefix);
     for (const unit of ['ontapd@.socket', 'ontapd@.service', 'ontap-exec@.service', 'ontap-zone.service']) sd.write(`units/${unit}`, unitText(unit));
     // /etc/ontap/zone.conf's part: multicast DNS only.
