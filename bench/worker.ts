@@ -6,6 +6,7 @@
  *   iplink UPLINK COUNT              baseline: `ip link add ... type macvtap` + open, per call
  *   cni NETNS COUNT                  baseline: the CNI macvlan plugin, ADD then DEL, per call
  *   dhcp SOCKET COUNT                a macvlan with ipv4 "dhcp", one after another
+ *   dhcp-burst SOCKET COUNT          COUNT of them asked for at once from this one process
  * Prints one JSON line: latencies in microseconds, wall time in ms.
  */
 import { openSync, constants } from 'node:fs';
@@ -15,6 +16,7 @@ import { native } from '../src/native/index.js';
 import { RouteSocket } from '../src/netns/route-socket.js';
 import { isTapType, type DeviceType } from '../src/protocol/messages.js';
 import { openTap } from '../src/ontapd/tap.js';
+import { AF_UNIX, SOCK_SEQPACKET } from '../src/native/constants.js';
 
 const now = (): bigint => process.hrtime.bigint();
 const us = (from: bigint): number => Number(now() - from) / 1000;
@@ -70,6 +72,35 @@ async function main(): Promise<void> {
       if (lease.device.ipv4 === undefined) throw new Error('no ipv4 in the reply');
       release([lease.fd]);
     }
+  } else if (mode === 'dhcp-burst') {
+    // COUNT requests at once from one process: every connection opened and its request sent,
+    // then each reply taken as it arrives (nonblocking sockets, swept every half millisecond).
+    const nb = native();
+    const nsFd = openSync('/proc/self/ns/net', constants.O_RDONLY);
+    const count = Number(b);
+    const request = Buffer.from(JSON.stringify({ v: 1, op: 'allocate', type: 'macvlan', ipv4: 'dhcp' }));
+    const pending = new Map<number, bigint>();
+    const done: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const fd = nb.socket(AF_UNIX, SOCK_SEQPACKET, 0, true);
+      nb.connectUnix(fd, a!);
+      const t = now();
+      nb.sendmsg(fd, request, [nsFd], undefined);
+      pending.set(fd, t);
+    }
+    while (pending.size > 0) {
+      for (const [fd, t] of pending) {
+        const r = nb.recvmsg(fd, 16384, 16);
+        if (r === null) continue;
+        const reply = JSON.parse(r.data.toString('utf8')) as { ok: boolean; device?: { ipv4?: unknown } };
+        if (!reply.ok || reply.device?.ipv4 === undefined) throw new Error(`no lease: ${r.data.toString('utf8')}`);
+        lat.push(Number(now() - t) / 1000);
+        pending.delete(fd);
+        done.push(fd);
+      }
+      await new Promise((res) => setTimeout(res, 0.5));
+    }
+    release(done);
   } else if (mode === 'iplink') {
     const count = Number(b);
     for (let i = 0; i < count; i++) {
