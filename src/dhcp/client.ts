@@ -83,6 +83,13 @@ const MIN_RENEW_RETRANSMIT_MS = 60_000;
  * a second, with T1 and T2 of nothing, gets a few messages a second from a device, not a flood.
  */
 const MIN_GAP_MS = 1000;
+/**
+ * Node's setTimeout takes at most 2^31-1 ms (24.8 days) and fires at once for more: a lease of
+ * 50 days would make T1 "now", again and again. Longer waits are chained (at()).
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** After a NAK, or REQUESTs unanswered: the wait before DISCOVER again, doubled up to 64 s. */
+const RESTART_WAIT_MS = 3000;
 /** RFC 2131 §3.1 (5): after a DECLINE, wait before starting again. */
 export const DECLINE_WAIT_MS = 10_000;
 /** Largest message we say we take (option 57): what one Ethernet frame holds. */
@@ -101,6 +108,8 @@ export class DhcpClient {
   /** When the lease was granted (T1, T2, expiry count from the REQUEST's sending, RFC 2131 §4.4.1). */
   private leaseStart = 0;
   private requestSentAt = 0;
+  /** The wait before the next DISCOVER that follows a NAK or unanswered REQUESTs. */
+  private restartWaitMs = RESTART_WAIT_MS;
 
   constructor(
     private readonly config: ClientConfig,
@@ -190,6 +199,25 @@ export class DhcpClient {
     }
   }
 
+  /** Runs fn at `when` on the clock (not before), whatever the distance: long waits are chained. */
+  private at(when: number, fn: () => void): void {
+    const wait = when - this.clock.now();
+    if (wait > MAX_TIMER_MS) this.timer = this.clock.setTimeout(() => this.at(when, fn), MAX_TIMER_MS);
+    else this.timer = this.clock.setTimeout(fn, Math.max(0, wait));
+  }
+
+  /**
+   * DISCOVER again, after a wait that grows: a server (or a forger) answering every DISCOVER with
+   * an OFFER and every REQUEST with a NAK must not make the device ping-pong at wire speed.
+   */
+  private restartLater(): void {
+    this.clear();
+    this.state = 'init';
+    const wait = this.jittered(this.restartWaitMs);
+    this.restartWaitMs = Math.min(MAX_RETRANSMIT_MS, this.restartWaitMs * 2);
+    this.timer = this.clock.setTimeout(() => this.discover(), wait);
+  }
+
   private clear(): void {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
@@ -276,7 +304,7 @@ export class DhcpClient {
     this.tries++;
     this.timer = this.clock.setTimeout(() => {
       if (this.tries >= REQUEST_TRIES) {
-        this.discover();
+        this.restartLater();
         return;
       }
       this.retransmitMs = Math.min(MAX_RETRANSMIT_MS, this.retransmitMs * 2);
@@ -299,6 +327,7 @@ export class DhcpClient {
     this.leaseStart = this.requestSentAt;
     this.offer = undefined;
     this.state = 'bound';
+    this.restartWaitMs = RESTART_WAIT_MS;
     this.scheduleRenewal();
     if (renewing) this.events.renewed(lease);
     else this.events.bound(lease);
@@ -314,15 +343,19 @@ export class DhcpClient {
     this.clear();
     const old = this.lease;
     this.lease = undefined;
-    if ((this.state === 'renewing' || this.state === 'rebinding') && old !== undefined) this.events.lost('nak', old, m.message);
-    this.discover();
+    const wasBound = (this.state === 'renewing' || this.state === 'rebinding') && old !== undefined;
+    if (wasBound) this.events.lost('nak', old, m.message);
+    // A bound client NAKed starts again at once (its address is gone: RFC 2131 §4.4.5); one NAKed
+    // while requesting waits first.
+    if (wasBound) this.discover();
+    else this.restartLater();
   }
 
   private scheduleRenewal(): void {
     const lease = this.lease!;
-    if (!Number.isFinite(lease.leaseSeconds)) return; // infinite: nothing to renew
+    if (!Number.isFinite(lease.renewalSeconds)) return; // an infinite lease without T1: nothing to renew
     const t1 = this.leaseStart + lease.renewalSeconds * 1000;
-    this.timer = this.clock.setTimeout(() => this.renew(), Math.max(MIN_GAP_MS, t1 - this.clock.now()));
+    this.at(Math.max(this.clock.now() + MIN_GAP_MS, t1), () => this.renew());
   }
 
   private renew(): void {
@@ -348,7 +381,7 @@ export class DhcpClient {
     const until = this.state === 'renewing' ? t2 : end;
     const left = until - now;
     const wait = Math.min(left, Math.max(left / 2, MIN_RENEW_RETRANSMIT_MS));
-    this.timer = this.clock.setTimeout(() => this.sendRenewal(), Math.max(MIN_GAP_MS, wait));
+    this.at(now + Math.max(MIN_GAP_MS, wait), () => this.sendRenewal());
   }
 
   private expire(): void {

@@ -291,7 +291,7 @@ export class Daemon {
         const fields = {
           conn: conn.id, pid: conn.peer.pid, uid: conn.peer.uid, uplink: device.info.uplink, type: device.info.type,
           ifname: device.info.ifname, ifindex: device.ifindex, nsid: device.nsid, name: device.info.name,
-          queues: device.info.queues, ipv4: device.info.ipv4 === undefined ? undefined : `${device.info.ipv4.address}/${device.info.ipv4.prefixLength}`,
+          queues: device.info.queues, ipv4: device.ipv4 === undefined ? undefined : `${device.ipv4.address}/${device.ipv4.prefixLength}`,
           us: Number((process.hrtime.bigint() - started) / 1000n),
         };
         if (conn.peer.uid === 0) {
@@ -362,23 +362,26 @@ export class Daemon {
     const uplink = conn.port.socket.uplink;
     const req = withUplinkSettings(asked, conn.peer.uid, this.policy.uplink, uplink);
     const nsFd = this.checkPolicy(conn, req, fds);
-    let uplinkIfindex: number;
-    try {
-      uplinkIfindex = this.rtnl.getLink({ ifname: uplink }).ifindex;
-    } catch {
-      throw new RequestError('unavailable', `uplink ${uplink} does not exist (any more)`);
-    }
-    // The same workload started again at once: its old device may still wait out its goodbye
-    // window, holding the MAC the name gives (the kernel would refuse the new one).
-    if (req.name !== undefined) await this.releaser.expedite(uplink, req.name);
-    // Count the device before the await so concurrent requests see the caps and the mode.
+    // Counted in the same turn as the checks, before any await, so that concurrent requests see
+    // the caps, the mode and the name (a count made after an await let them all pass the checks).
     this.account(conn.peer.uid, uplink, req, +1);
+    const slot = req.ipv4 === 'dhcp' ? this.reserveLease(conn.peer.uid) : undefined;
+    let uplinkIfindex: number;
     let device: Device;
     let tapFds: number[];
     try {
+      try {
+        uplinkIfindex = this.rtnl.getLink({ ifname: uplink }).ifindex;
+      } catch {
+        throw new RequestError('unavailable', `uplink ${uplink} does not exist (any more)`);
+      }
+      // The same workload started again at once: its old device may still wait out its goodbye
+      // window, holding the MAC the name gives (the kernel would refuse the new one).
+      if (req.name !== undefined) await this.releaser.expedite(uplink, req.name);
       ({ device, fds: tapFds } = await this.factory.allocate(req, { uplink, uplinkIfindex, netnsFd: nsFd, owner: conn.peer.uid }));
     } catch (e) {
       this.account(conn.peer.uid, uplink, req, -1);
+      slot?.free();
       throw e;
     }
     conn.device = device;
@@ -386,17 +389,21 @@ export class Daemon {
     // From here the lease owns the namespace descriptor: take it out of what the caller closes.
     if (device.netnsFd !== undefined) fds.splice(fds.indexOf(device.netnsFd), 1);
     let info = device.info;
-    if (req.ipv4 === 'dhcp' && conn.state !== 'closed') {
+    if (slot !== undefined && conn.state !== 'closed') {
       try {
-        info = { ...info, ipv4: await this.leaseIpv4(conn, device) };
+        info = { ...info, ipv4: await this.leaseIpv4(conn, device, slot) };
+        device.ipv4 = info.ipv4;
       } catch (e) {
         closeOwn(tapFds);
         conn.dhcp?.release();
         conn.dhcp = undefined;
+        slot.free();
         this.releaseDevice(conn);
         throw e;
       }
     }
+    // (A lease that started frees its slot when it ends; one that did not, here.)
+    if (conn.dhcp === undefined) slot?.free();
     if (conn.state === 'closed') {
       // The caller went away while we worked: its lease is already over.
       closeOwn(tapFds);
@@ -425,7 +432,22 @@ export class Daemon {
    * waits the connection holds a device (counted by the device caps), so it stops counting as
    * waiting: 256 workloads of one uid may lease at once.
    */
-  private leaseIpv4(conn: Connection, device: Device): Promise<Ipv4Info> {
+  /** Counts one DHCP lease against uid's cap; free() (once) gives it back. */
+  private reserveLease(uid: number): { free(): void } {
+    this.leasesPerUid.set(uid, (this.leasesPerUid.get(uid) ?? 0) + 1);
+    let held = true;
+    return {
+      free: () => {
+        if (!held) return;
+        held = false;
+        const n = (this.leasesPerUid.get(uid) ?? 1) - 1;
+        if (n > 0) this.leasesPerUid.set(uid, n);
+        else this.leasesPerUid.delete(uid);
+      },
+    };
+  }
+
+  private leaseIpv4(conn: Connection, device: Device, slot: { free(): void }): Promise<Ipv4Info> {
     this.donePending(conn);
     const lease = new DhcpLease({
       netnsFd: device.netnsFd!, ifname: device.info.ifname, ifindex: device.info.ifindex, hwaddr: parseMac(device.info.hwaddr),
@@ -433,13 +455,7 @@ export class Daemon {
       hostname: device.info.name, uplink: device.info.uplink, conn: conn.id, uid: conn.peer.uid,
     }, this.limits.dhcpTimeoutMs, { openRtnl: (fd) => this.rtnl.openInNamespace(fd), log: this.log });
     conn.dhcp = lease;
-    const uid = conn.peer.uid;
-    this.leasesPerUid.set(uid, (this.leasesPerUid.get(uid) ?? 0) + 1);
-    lease.onEnd(() => {
-      const n = (this.leasesPerUid.get(uid) ?? 1) - 1;
-      if (n > 0) this.leasesPerUid.set(uid, n);
-      else this.leasesPerUid.delete(uid);
-    });
+    lease.onEnd(() => slot.free());
     return lease.bound;
   }
 

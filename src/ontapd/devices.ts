@@ -34,6 +34,8 @@ export interface Device {
   netnsFd: number | undefined;
   ifindex: number;
   family: Family;
+  /** ipv4: "dhcp": what the lease put on the device (for the allocate log line). */
+  ipv4?: import('../protocol/messages.js').Ipv4Info;
 }
 
 export interface AllocateContext {

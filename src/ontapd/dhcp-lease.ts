@@ -10,7 +10,6 @@ import type { Logger } from '../common/log.js';
 import { native, type Poller } from '../native/index.js';
 import { openLinkSocket } from '../netns/link-udp.js';
 import type { RouteSocket } from '../netns/route-socket.js';
-import { isDefaultRoute } from '../netns/rtnl/route.js';
 import { RouteProtocol } from '../netns/types.js';
 import type { Ipv4Info } from '../protocol/messages.js';
 import { DhcpClient, realClock, type Clock, type Dropped, type Lease } from '../dhcp/client.js';
@@ -215,9 +214,15 @@ export class DhcpLease {
     try {
       this.withRtnl((rtnl) => {
         this.putAddress(rtnl, lease);
-        if (lease.gateway !== undefined && !rtnl.dumpRoutes({ family: 4 }).some(isDefaultRoute)) {
-          rtnl.addRoute({ family: 4, dstLength: 0, gateway: lease.gateway, oif: this.target.ifindex, protocol: RouteProtocol.dhcp });
-          route = true;
+        if (lease.gateway !== undefined) {
+          // EEXIST: the namespace has a default route already (any gateway, any metric), which
+          // stays. Not a dump first: the caller's routing table may be as long as it likes.
+          try {
+            rtnl.addRoute({ family: 4, dstLength: 0, gateway: lease.gateway, oif: this.target.ifindex, protocol: RouteProtocol.dhcp });
+            route = true;
+          } catch (e) {
+            if ((e as { code?: string }).code !== 'EEXIST') throw e;
+          }
         }
       });
     } catch (e) {
@@ -254,15 +259,19 @@ export class DhcpLease {
     if (this.closed) return;
     const route = this.applied?.route === true;
     this.applied = undefined;
-    try {
-      this.withRtnl((rtnl) => {
-        if (route && lease.gateway !== undefined) rtnl.deleteRoute({ family: 4, dstLength: 0, gateway: lease.gateway, oif: this.target.ifindex, protocol: RouteProtocol.dhcp });
-        rtnl.deleteAddress({ ifindex: this.target.ifindex, family: 4, address: lease.address, prefixLength: lease.prefixLength });
-      });
-    } catch (e) {
-      // Gone already (the kernel ends an address at its valid lifetime): nothing left to remove.
-      this.deps.log.debug('dhcp-remove-failed', { conn: this.target.conn, ifname: this.target.ifname, error: (e as Error).message });
+    // Each on its own: a route the workload removed itself must not keep the address there.
+    // Gone already (the kernel ends an address at its valid lifetime): nothing left to remove.
+    const attempt = (what: string, fn: (rtnl: RouteSocket) => void): void => {
+      try {
+        this.withRtnl(fn);
+      } catch (e) {
+        this.deps.log.debug('dhcp-remove-failed', { conn: this.target.conn, ifname: this.target.ifname, what, error: (e as Error).message });
+      }
+    };
+    if (route && lease.gateway !== undefined) {
+      attempt('route', (rtnl) => rtnl.deleteRoute({ family: 4, dstLength: 0, gateway: lease.gateway!, oif: this.target.ifindex, protocol: RouteProtocol.dhcp }));
     }
+    attempt('address', (rtnl) => rtnl.deleteAddress({ ifindex: this.target.ifindex, family: 4, address: lease.address, prefixLength: lease.prefixLength }));
     this.deps.log.warn('dhcp-lost', {
       conn: this.target.conn, uid: this.target.uid, ifname: this.target.ifname, address: lease.address, reason: why,
       server: lease.serverId, message, effect: 'address and route removed; asking again (DISCOVER)',

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DhcpClient, type Clock, type ClientEvents } from '../../src/dhcp/client.js';
+import { DhcpClient, MAX_TIMER_MS, type Clock, type ClientEvents } from '../../src/dhcp/client.js';
 import { decodeMessage, MessageType, type DhcpMessage } from '../../src/dhcp/message.js';
 import type { Lease } from '../../src/dhcp/lease.js';
 import { prng } from '../helpers/prng.js';
@@ -49,6 +49,8 @@ class FakeClock implements Clock {
     return this.t;
   }
   setTimeout(fn: () => void, ms: number): unknown {
+    // What Node's setTimeout takes (more fires at once, with a warning).
+    assert.ok(ms >= 0 && ms <= MAX_TIMER_MS, `setTimeout(${ms})`);
     const id = this.next++;
     this.timers.push({ at: this.t + ms, fn, id });
     return id;
@@ -268,5 +270,39 @@ describe('DhcpClient', () => {
     }
     const perSecond = sent.length / (clock.t / 1000);
     assert.ok(perSecond <= 5, `${sent.length} messages in ${clock.t} ms`);
+  });
+
+  test('a lease of 60 days: no timer past what setTimeout takes, and the renewal comes at T1, 30 days on', () => {
+    const { client, clock, sent, last } = setup();
+    client.start();
+    const xid = last().m.xid;
+    const days = (n: number): number => n * 86400;
+    client.receive(reply('dnsmasq-offer', xid, CHADDR, { lease: days(60), t1: days(30), t2: days(52) }));
+    client.receive(reply('dnsmasq-ack', xid, CHADDR, { lease: days(60), t1: days(30), t2: days(52) }));
+    const n = sent.length;
+    clock.advance(days(30) * 1000 - 1);
+    assert.equal(sent.length, n, 'nothing before T1');
+    clock.advance(1);
+    assert.equal(sent.length, n + 1);
+    assert.equal(last().m.type, MessageType.REQUEST);
+    assert.equal(client.current, 'renewing');
+  });
+
+  test('a server answering every DISCOVER with an OFFER and every REQUEST with a NAK: the client backs off', () => {
+    const { client, clock, sent, last } = setup();
+    client.start();
+    let answered = 0;
+    for (let t = 0; t < 120_000; t += 50) {
+      const m = last().m;
+      if (sent.length > answered) {
+        answered = sent.length;
+        if (m.type === MessageType.DISCOVER) client.receive(reply('dnsmasq-offer', m.xid, CHADDR));
+        else if (m.type === MessageType.REQUEST) client.receive(reply('dnsmasq-nak', m.xid, CHADDR));
+      }
+      clock.advance(50);
+    }
+    // 3, 6, 12, 24, 48 s waits: about six rounds of two messages in two minutes.
+    assert.ok(sent.length <= 16, `${sent.length} messages in 120 s`);
+    assert.ok(sent.length >= 8, `${sent.length} messages: it still tries`);
   });
 });
