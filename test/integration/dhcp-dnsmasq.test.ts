@@ -1,3 +1,3 @@
 import { dhcpSuite } from './dhcp-suite.js';
 
-dhcpSuite({ type: 'macvlan', family: 'macvlan', leaseMs: 3000 });
+dhcpSuite({ type: 'macvlan', family: 'macvlan', leaseMs: 3000, timeoutSeconds: 5 });
