@@ -4,7 +4,7 @@ import type { RouteSocket } from '../netns/route-socket.js';
 import type { LinkKindData, Link } from '../netns/types.js';
 import { native } from '../native/index.js';
 import {
-  isIpvlanFamily, isTapType, type AllocateRequest, type DeviceInfo, type DeviceType,
+  isIpvlanFamily, isTapType, type AllocateRequest, type DeviceInfo, type DeviceType, type Ipv4Info,
 } from '../protocol/messages.js';
 import { RequestError } from './errors.js';
 import { stableMac, stableSecret } from './identity.js';
@@ -35,7 +35,7 @@ export interface Device {
   ifindex: number;
   family: Family;
   /** ipv4: "dhcp": what the lease put on the device (for the allocate log line). */
-  ipv4?: import('../protocol/messages.js').Ipv4Info;
+  ipv4?: Ipv4Info;
 }
 
 export interface AllocateContext {
