@@ -217,6 +217,10 @@ export function allocationSuite(family: Family): void {
       const control = spawn('ip', ['netns', 'exec', client, 'sh', '-c', 'echo started; exec sleep 30'], { stdio: ['ignore', 'pipe', 'pipe'] });
       background.push(control);
       await waitForLine(control, /^started$/);
+      // Both read once they are sleep: "started" comes from sh, before its exec, and a shell may
+      // hold a descriptor of its own for a moment (a 3 was seen in the control once).
+      const isSleep = (pid: number): boolean => spawnSync('cat', [`/proc/${pid}/comm`], { encoding: 'utf8' }).stdout.trim() === 'sleep';
+      await eventually('both commands exec\'d sleep', () => isSleep(control.pid!) && isSleep(child.pid!), 5000);
       const expected = [...fdsOf(control.pid!), Number(env.ONTAP_FD0), Number(env.ONTAP_FD1), Number(env.ONTAP_LEASE_FD)].sort((a, b) => a - b);
       control.kill('SIGKILL');
       assert.deepEqual(fdsOf(child.pid!).sort((a, b) => a - b), expected);
