@@ -82,7 +82,7 @@ export const MAX_UTS_PER_NAMESPACE = 16;
  * RING_READ_EVERY_MS, so a workload setting its name in a loop costs a bounded share of a core
  * (each read that finds a new name also rewrites the file).
  */
-const RING_READ_BURST = 10;
+const RING_READ_BURST = 30;
 const RING_READ_EVERY_MS = 100;
 /** /proc scans the doorbell causes: at most one per so many ms. */
 const RING_SCAN_GAP_MS = 1000;
