@@ -5,21 +5,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DhcpClient, MAX_TIMER_MS, type Clock, type ClientEvents } from '../../src/dhcp/client.js';
 import { decodeMessage, MessageType, type DhcpMessage } from '../../src/dhcp/message.js';
 import type { Lease } from '../../src/dhcp/lease.js';
 import { prng } from '../helpers/prng.js';
+import { HexFixtures } from '../helpers/hex-fixtures.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const FIXTURES = here.includes(join('dist', 'test')) ? resolve(here, '../../../test/fixtures/dhcp') : resolve(here, '../fixtures/dhcp');
-
-function load(name: string): Buffer {
-  const text = readFileSync(join(FIXTURES, `${name}.hex`), 'utf8');
-  return Buffer.from(text.split('\n').filter((l) => !l.startsWith('#')).join('').replace(/\s+/g, ''), 'hex');
-}
+const fixtures = new HexFixtures('dhcp');
+const load = (name: string): Buffer => fixtures.load(name);
 
 /** A captured server reply, addressed to this client (xid at 4, chaddr at 28), options changed as asked. */
 function reply(name: string, xid: number, chaddr: Buffer, opts: { lease?: number; t1?: number; t2?: number } = {}): Buffer {

@@ -1,25 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type Lease, LeaseError, leaseFromAck } from '../../src/dhcp/lease.js';
 import { decodeMessage, DhcpDecodeError, type DhcpMessage, INFINITE_LEASE, MessageType } from '../../src/dhcp/message.js';
 import { prng } from '../helpers/prng.js';
+import { HexFixtures } from '../helpers/hex-fixtures.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const FIXTURES = here.includes(join('dist', 'test')) ? resolve(here, '../../../test/fixtures/dhcp') : resolve(here, '../fixtures/dhcp');
-function load(name: string): Buffer {
-  const text = readFileSync(join(FIXTURES, `${name}.hex`), 'utf8');
-  return Buffer.from(
-    text
-      .split('\n')
-      .filter((l) => !l.startsWith('#'))
-      .join('')
-      .replace(/\s+/g, ''),
-    'hex',
-  );
-}
+const fixtures = new HexFixtures('dhcp');
+const load = (name: string): Buffer => fixtures.load(name);
 
 const ACK = decodeMessage(load('dnsmasq-ack'));
 

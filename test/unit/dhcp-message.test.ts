@@ -1,8 +1,5 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type ClientMessage,
   decodeMessage,
@@ -15,28 +12,12 @@ import {
   Option,
 } from '../../src/dhcp/message.js';
 import { prng } from '../helpers/prng.js';
+import { HexFixtures } from '../helpers/hex-fixtures.js';
 
-// Compiled to dist/test/unit; the .hex files stay in the source tree.
-const here = dirname(fileURLToPath(import.meta.url));
-const FIXTURES = here.includes(join('dist', 'test')) ? resolve(here, '../../../test/fixtures/dhcp') : resolve(here, '../fixtures/dhcp');
-
-function text(name: string): string {
-  return readFileSync(join(FIXTURES, `${name}.hex`), 'utf8');
-}
-function load(name: string): Buffer {
-  return Buffer.from(
-    text(name)
-      .split('\n')
-      .filter((l) => !l.startsWith('#'))
-      .join('')
-      .replace(/\s+/g, ''),
-    'hex',
-  );
-}
-const FIXTURE_NAMES = readdirSync(FIXTURES)
-  .filter((f) => f.endsWith('.hex'))
-  .map((f) => f.slice(0, -4))
-  .sort();
+const fixtures = new HexFixtures('dhcp');
+const text = (name: string): string => fixtures.text(name);
+const load = (name: string): Buffer => fixtures.load(name);
+const FIXTURE_NAMES = fixtures.names();
 
 const MAC = Buffer.from('020000780002', 'hex');
 const CLIENT_ID_MAC = Buffer.concat([Buffer.from([1]), MAC]);

@@ -1,8 +1,5 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   CLASS_IN,
   decodeMessage,
@@ -18,26 +15,11 @@ import {
   TYPE,
 } from '../../src/mdns/dns.js';
 import { prng } from '../helpers/prng.js';
+import { HexFixtures } from '../helpers/hex-fixtures.js';
 
-// Compiled to dist/test/unit; the .hex files stay in the source tree.
-const here = dirname(fileURLToPath(import.meta.url));
-const FIXTURES = here.includes(join('dist', 'test')) ? resolve(here, '../../../test/fixtures/mdns') : resolve(here, '../fixtures/mdns');
-
-function load(name: string): Buffer {
-  const text = readFileSync(join(FIXTURES, `${name}.hex`), 'utf8');
-  return Buffer.from(
-    text
-      .split('\n')
-      .filter((l) => !l.startsWith('#'))
-      .join('')
-      .replace(/\s+/g, ''),
-    'hex',
-  );
-}
-const FIXTURE_NAMES = readdirSync(FIXTURES)
-  .filter((f) => f.endsWith('.hex'))
-  .map((f) => f.slice(0, -4))
-  .sort();
+const fixtures = new HexFixtures('mdns');
+const load = (name: string): Buffer => fixtures.load(name);
+const FIXTURE_NAMES = fixtures.names();
 /** python-zeroconf 0.47.3's NSEC is malformed (see the fixtures' README): every other capture decodes. */
 const MALFORMED = new Set(['zeroconf-response-aaaa']);
 const DECODABLE = FIXTURE_NAMES.filter((n) => !MALFORMED.has(n));
