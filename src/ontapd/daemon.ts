@@ -291,7 +291,7 @@ export class Daemon {
         const fields = {
           conn: conn.id, pid: conn.peer.pid, uid: conn.peer.uid, uplink: device.info.uplink, type: device.info.type,
           ifname: device.info.ifname, ifindex: device.ifindex, nsid: device.nsid, name: device.info.name,
-          queues: device.info.queues, ipv4: device.ipv4 === undefined ? undefined : `${device.ipv4.address}/${device.ipv4.prefixLength}`,
+          queues: device.info.queues, ipv4: device.info.ipv4 === undefined ? undefined : `${device.info.ipv4.address}/${device.info.ipv4.prefixLength}`,
           us: Number((process.hrtime.bigint() - started) / 1000n),
         };
         if (conn.peer.uid === 0) {
@@ -388,11 +388,9 @@ export class Daemon {
     this.links.watch({ device, uplinkIfindex, guardAddress: guardsAddress(device), onProblem: (p) => this.onLinkProblem(conn, device, p) });
     // From here the lease owns the namespace descriptor: take it out of what the caller closes.
     if (device.netnsFd !== undefined) fds.splice(fds.indexOf(device.netnsFd), 1);
-    let info = device.info;
     if (slot !== undefined && conn.state !== 'closed') {
       try {
-        info = { ...info, ipv4: await this.leaseIpv4(conn, device, slot) };
-        device.ipv4 = info.ipv4;
+        device.info.ipv4 = await this.leaseIpv4(conn, device, slot);
       } catch (e) {
         closeOwn(tapFds);
         conn.dhcp?.release();
@@ -410,7 +408,7 @@ export class Daemon {
       this.releaseDevice(conn);
       throw new RequestError('internal', 'caller closed the connection during allocation');
     }
-    const reply: Reply = { v: PROTOCOL_VERSION, ok: true, device: info };
+    const reply: Reply = { v: PROTOCOL_VERSION, ok: true, device: device.info };
     try {
       const sent = native().sendmsg(conn.fd, Buffer.from(JSON.stringify(reply)), tapFds, undefined);
       if (sent < 0) throw new Error('reply would block');
@@ -427,11 +425,6 @@ export class Daemon {
     return device;
   }
 
-  /**
-   * Holds an IPv4 lease for the device until the connection ends; resolves once bound. While it
-   * waits the connection holds a device (counted by the device caps), so it stops counting as
-   * waiting: 256 workloads of one uid may lease at once.
-   */
   /** Counts one DHCP lease against uid's cap; free() (once) gives it back. */
   private reserveLease(uid: number): { free(): void } {
     this.leasesPerUid.set(uid, (this.leasesPerUid.get(uid) ?? 0) + 1);
@@ -447,6 +440,11 @@ export class Daemon {
     };
   }
 
+  /**
+   * Holds an IPv4 lease for the device until the connection ends; resolves once bound. While it
+   * waits the connection holds a device (counted by the device caps), so it stops counting as
+   * waiting: 256 workloads of one uid may lease at once.
+   */
   private leaseIpv4(conn: Connection, device: Device, slot: { free(): void }): Promise<Ipv4Info> {
     this.donePending(conn);
     const lease = new DhcpLease({

@@ -4,7 +4,7 @@ import type { RouteSocket } from '../netns/route-socket.js';
 import type { LinkKindData, Link } from '../netns/types.js';
 import { native } from '../native/index.js';
 import {
-  isIpvlanFamily, isTapType, type AllocateRequest, type DeviceInfo, type DeviceType, type Ipv4Info,
+  isIpvlanFamily, isTapType, type AllocateRequest, type DeviceInfo, type DeviceType,
 } from '../protocol/messages.js';
 import { RequestError } from './errors.js';
 import { stableMac, stableSecret } from './identity.js';
@@ -34,8 +34,6 @@ export interface Device {
   netnsFd: number | undefined;
   ifindex: number;
   family: Family;
-  /** ipv4: "dhcp": what the lease put on the device (for the allocate log line). */
-  ipv4?: Ipv4Info;
 }
 
 export interface AllocateContext {

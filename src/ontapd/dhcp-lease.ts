@@ -53,7 +53,8 @@ export class DhcpLease {
   private readonly poller: Poller;
   private readonly client: DhcpClient;
   private readonly clock: Clock;
-  private applied: { lease: Lease; route: boolean } | undefined;
+  /** Whether the bound lease's default route is ours (so ours to remove when the lease is lost). */
+  private routeAdded = false;
   private boundResolve!: (info: Ipv4Info) => void;
   private boundReject!: (e: RequestError) => void;
   private settled = false;
@@ -234,7 +235,7 @@ export class DhcpLease {
       this.release();
       return;
     }
-    this.applied = { lease, route };
+    this.routeAdded = route;
     this.deps.log.info('dhcp-bound', {
       conn: this.target.conn, uid: this.target.uid, ifname: this.target.ifname, address: `${lease.address}/${lease.prefixLength}`,
       gateway: lease.gateway, server: lease.serverId, lease_s: lease.leaseSeconds, route,
@@ -257,8 +258,8 @@ export class DhcpLease {
 
   private onLost(why: 'nak' | 'expired', lease: Lease, message: string | undefined): void {
     if (this.closed) return;
-    const route = this.applied?.route === true;
-    this.applied = undefined;
+    const route = this.routeAdded;
+    this.routeAdded = false;
     // Each on its own: a route the workload removed itself must not keep the address there.
     // Gone already (the kernel ends an address at its valid lifetime): nothing left to remove.
     const attempt = (what: string, fn: (rtnl: RouteSocket) => void): void => {

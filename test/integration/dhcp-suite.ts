@@ -131,6 +131,7 @@ export function dhcpSuite(f: DhcpFamily): void {
         assert.equal(def.gateway, '10.78.0.1');
         assert.equal(def.dev, w.env.ONTAP_IFNAME);
         assert.equal(def.protocol, 'dhcp');
+        assert.match(daemon!.log, new RegExp(`event=allocate .*name=web .*ipv4=${w.env.ONTAP_IPV4!.replace(/\./g, '\\.')} `), 'the allocate line names the address');
         // dnsmasq's lease file: the client id ontapd sent (RFC 4361: type 255), and the host name.
         const lease = await dnsmasq!.waitForLease((l) => l.address === address, 3000);
         assert.equal(lease.hostname, 'web');
